@@ -1,0 +1,5 @@
+"""Allow ``python -m pillow_variants``."""
+
+from pillow_variants.cli import main
+
+raise SystemExit(main())
