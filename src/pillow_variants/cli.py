@@ -14,7 +14,7 @@ import sys
 from types import ModuleType
 
 from pillow_variants import __version__
-from pillow_variants.errors import EXIT_USAGE, UserError
+from pillow_variants.errors import UserError
 
 
 def _command_modules() -> list[ModuleType]:

@@ -44,8 +44,9 @@ def format_recipe(r: Recipe) -> str:
     ]
     if r.inherits:
         lines.append(f"inherits    {r.inherits}")
+    tags = ", ".join("cp" + v.replace(".", "") for v in r.python)
     lines += [
-        f"wheel       pillow {r.wheel_version}  {r.platform}  cp{', cp'.join(v.replace('.', '') for v in r.python)}",
+        f"wheel       pillow {r.wheel_version}  {r.platform}  {tags}",
         f"audit       surface {r.audit.surface}, policy {r.audit.policy}",
         f"pillow      {r.pillow.version}  {r.pillow.source.pip or r.pillow.source.url}",
         f"            config-settings: {' '.join(r.pillow.config_settings) or '-'}",
@@ -56,7 +57,9 @@ def format_recipe(r: Recipe) -> str:
         pin = d.source.sha256[:12] if d.source.pinned else "UNPINNED"
         extra = "" if d.in_wheel else "  (not in wheel)"
         deps = f"  after {', '.join(d.depends)}" if d.depends else ""
-        lines.append(f"  {name:<14} {d.project} {d.version:<8} {d.build_system:<8} {pin}{deps}{extra}")
+        lines.append(
+            f"  {name:<14} {d.project} {d.version:<8} {d.build_system:<8} {pin}{deps}{extra}"
+        )
     if r.patches:
         lines.append("patches:")
         for comp, files in r.patches.items():

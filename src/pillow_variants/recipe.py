@@ -129,7 +129,7 @@ class Recipe:
 
     @property
     def root(self) -> Path:
-        """The project directory: recipes live in ``<root>/recipes``, patches in ``<root>/patches``."""
+        """The project directory: ``<root>/recipes`` holds recipes, ``<root>/patches`` patches."""
         return self.path.resolve().parent.parent
 
     @property
@@ -338,25 +338,59 @@ class _RecipeToml:
     audit: Audit = field(default_factory=Audit)
 
 
-def _load_raw(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """Read a recipe and its ``inherits`` chain into one merged dict (each file checked alone)."""
+def _load_raw(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Read a recipe and its ``inherits`` chain into one merged dict (each file checked alone).
+
+    Also returns, for every leaf key path, the file that set it, so that errors found only
+    after merging still name the file the user has to edit.
+    """
     path = path.resolve()
     if path in seen:
         raise RecipeError(path, "recipe.inherits", "inheritance cycle")
     data = _read_toml(path)
     _convert_dataclass(_RecipeToml, data, path, "", partial=True)
+    origins = dict.fromkeys(_leaf_keys(data), path)
     parent = data.get("recipe", {}).get("inherits", "")
     if not parent:
-        return data
+        return data, origins
     parent_path = (path.parent / parent).resolve()
     if not parent_path.is_file():
         raise RecipeError(path, "recipe.inherits", f"no such recipe: {parent_path}")
-    base = _load_raw(parent_path, (*seen, path))
+    base, base_origins = _load_raw(parent_path, (*seen, path))
     base.get("recipe", {}).pop("inherits", None)
-    return _merge(base, data)
+    return _merge(base, data), base_origins | origins
 
 
-def _check_sha256(path: Path, key: str, source: Source) -> None:
+def _leaf_keys(data: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for k, v in data.items():
+        key = f"{prefix}.{k}" if prefix else k
+        keys += _leaf_keys(v, key) if isinstance(v, dict) else [key]
+    return keys
+
+
+class _Origins:
+    """Maps a dotted key path (possibly with ``[i]``) to the recipe file that set it."""
+
+    def __init__(self, origins: dict[str, Path], default: Path) -> None:
+        self._origins = origins
+        self._default = default
+
+    def __call__(self, key: str) -> Path:
+        key = re.sub(r"\[\d+\]$", "", key)
+        while key:
+            if key in self._origins:
+                return self._origins[key]
+            # a table key: any leaf under it decides (the last file that touched it)
+            under = [p for k, p in self._origins.items() if k.startswith(key + ".")]
+            if under:
+                return under[-1]
+            key = key.rpartition(".")[0]
+        return self._default
+
+
+def _check_sha256(origin: _Origins, key: str, source: Source) -> None:
+    path = origin(key)
     if source.sha256 != UNPINNED and not _SHA256_RE.match(source.sha256):
         raise RecipeError(
             path, key, f"expected 64 lowercase hex digits or {UNPINNED!r}, got {source.sha256!r}"
@@ -369,7 +403,8 @@ def _check_sha256(path: Path, key: str, source: Source) -> None:
         raise RecipeError(path, key.rsplit(".", 1)[0], "set exactly one of 'url' or 'pip'")
 
 
-def _check_version(path: Path, key: str, value: str) -> None:
+def _check_version(origin: _Origins, key: str, value: str) -> None:
+    path = origin(key)
     try:
         Version(value)
     except InvalidVersion:
@@ -378,41 +413,48 @@ def _check_version(path: Path, key: str, value: str) -> None:
 
 def load_recipe(path: str | Path) -> Recipe:
     """Load, merge and validate a recipe; raises ``RecipeError`` naming file and key."""
-    path = Path(path)
-    raw = _load_raw(path)
-    t: _RecipeToml = _convert_dataclass_full(raw, path.resolve())
-    p = path.resolve()
+    p = Path(path).resolve()
+    raw, origins = _load_raw(p)
+    at = _Origins(origins, p)
+    t: _RecipeToml = _build(_RecipeToml, _convert_dataclass(_RecipeToml, raw, p, "", partial=False))
 
-    _check_version(p, "pillow.version", t.pillow.version)
-    _check_sha256(p, "pillow.source.sha256", t.pillow.source)
+    _check_version(at, "pillow.version", t.pillow.version)
+    _check_sha256(at, "pillow.source.sha256", t.pillow.source)
     deps: dict[str, Dependency] = {}
     for name, d in t.dependencies.items():
         key = f"dependencies.{name}"
         if not _COMPONENT_RE.match(name):
-            raise RecipeError(p, key, "names are lowercase letters, digits, '-', '_', '.'")
-        _check_sha256(p, f"{key}.source.sha256", d.source)
+            raise RecipeError(at(key), key, "names are lowercase letters, digits, '-', '_', '.'")
+        _check_sha256(at, f"{key}.source.sha256", d.source)
         for i, dep in enumerate(d.depends):
             if dep not in t.dependencies:
-                raise RecipeError(p, f"{key}.depends[{i}]", f"unknown dependency {dep!r}")
+                k = f"{key}.depends[{i}]"
+                raise RecipeError(at(k), k, f"unknown dependency {dep!r}")
         deps[name] = Dependency(
             name=name, **{f.name: getattr(d, f.name) for f in dataclasses.fields(d)}
         )
     for comp, files in t.patches.items():
+        key = f"patches.{comp}"
         if comp != "pillow" and comp not in deps:
-            raise RecipeError(p, f"patches.{comp}", "no such component (pillow or a dependency)")
+            raise RecipeError(at(key), key, "no such component (pillow or a dependency)")
         for i, f in enumerate(files):
             if not re.match(r"^\d{4}-[a-z0-9][a-z0-9-]*\.patch$", f):
-                raise RecipeError(p, f"patches.{comp}[{i}]", f"expected NNNN-slug.patch, got {f!r}")
+                raise RecipeError(at(key), f"{key}[{i}]", f"expected NNNN-slug.patch, got {f!r}")
     for name, feat in t.features.items():
+        key = f"features.{name}.reason"
         if feat.state in ("removed", "changed", "disabled") and not feat.reason:
-            raise RecipeError(p, f"features.{name}.reason", f"a {feat.state} feature needs a reason")
+            raise RecipeError(at(key), key, f"a {feat.state} feature needs a reason")
     if not t.recipe.python:
         raise RecipeError(p, "recipe.python", "missing required key (an array)")
     for i, v in enumerate(t.recipe.python):
         if not re.match(r"^3\.\d+$", v):
-            raise RecipeError(p, f"recipe.python[{i}]", f"expected 'X.Y', got {v!r}")
-    if t.recipe.local_version and not re.match(r"^[a-z0-9]+(\.[a-z0-9]+)*$", t.recipe.local_version):
-        raise RecipeError(p, "recipe.local_version", "expected a PEP 440 local version label")
+            k = f"recipe.python[{i}]"
+            raise RecipeError(at(k), k, f"expected 'X.Y', got {v!r}")
+    if t.recipe.local_version and not re.match(
+        r"^[a-z0-9]+(\.[a-z0-9]+)*$", t.recipe.local_version
+    ):
+        k = "recipe.local_version"
+        raise RecipeError(at(k), k, "expected a PEP 440 local version label")
 
     recipe = Recipe(
         name=p.stem,
@@ -428,13 +470,11 @@ def load_recipe(path: str | Path) -> Recipe:
         patches=t.patches,
         audit=t.audit,
     )
-    recipe.build_order()  # raises on cycles
+    try:
+        recipe.build_order()
+    except RecipeError as exc:
+        raise RecipeError(at(exc.key), exc.key, str(exc).split(": ", 2)[-1]) from None
     return recipe
-
-
-def _convert_dataclass_full(raw: dict[str, Any], path: Path) -> _RecipeToml:
-    out = _convert_dataclass(_RecipeToml, raw, path, "", partial=False)
-    return _build(_RecipeToml, out)
 
 
 def _build(cls: Any, data: Any) -> Any:
