@@ -1,0 +1,239 @@
+"""Safe extraction of source archives (.tar, .tar.gz, .tar.xz, .tar.bz2, .zip).
+
+Source archives come from the network, so extraction must never write outside the destination.
+Every member is checked *before* anything is written: absolute names, ``..`` components, links
+whose target leaves the tree, members reached through a link, and device/FIFO files are refused
+with a ``SourceError`` naming the archive and the member. Tar extraction then still runs under
+tarfile's ``data`` filter (defence in depth: it re-checks real paths as it goes). Zip files are
+extracted by hand because :mod:`zipfile` neither restores symlinks nor keeps executable bits.
+
+Extraction goes to a temporary directory beside the destination and is renamed into place, so a
+failure never leaves a half-extracted tree at the destination.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import shutil
+import stat
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pillow_variants.errors import SourceError
+
+#: File name endings recognised as archives (the content decides the format, not the name).
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tar", ".zip")
+
+_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One archive entry, reduced to what the safety checks need."""
+
+    name: str
+    kind: str  # "file", "dir", "symlink", "hardlink", "device"
+    link: str = ""  # symlink target (as stored) or hardlink target (a member name)
+    mode: int = 0o644
+
+
+def looks_like_archive(path: Path) -> bool:
+    """True if ``path`` is a file in a format :func:`extract_archive` can read."""
+    path = Path(path)
+    return path.is_file() and (zipfile.is_zipfile(path) or tarfile.is_tarfile(path))
+
+
+def _archive_kind(path: Path) -> str:
+    if not path.is_file():
+        raise SourceError(f"{path}: no such archive")
+    # zip first: a zip can carry a tar-looking prefix, never the other way round.
+    if zipfile.is_zipfile(path):
+        return "zip"
+    if tarfile.is_tarfile(path):
+        return "tar"
+    raise SourceError(
+        f"{path}: not a tar or zip archive (expected one of {', '.join(ARCHIVE_SUFFIXES)})"
+    )
+
+
+def _tar_members(tar: tarfile.TarFile) -> list[Member]:
+    out = []
+    for m in tar.getmembers():
+        if m.issym():
+            kind = "symlink"
+        elif m.islnk():
+            kind = "hardlink"
+        elif m.isdir():
+            kind = "dir"
+        elif m.isreg():
+            kind = "file"
+        else:  # character/block devices, FIFOs, anything exotic
+            kind = "device"
+        out.append(Member(m.name, kind, m.linkname, m.mode))
+    return out
+
+
+def _zip_members(zf: zipfile.ZipFile) -> list[Member]:
+    out = []
+    for info in zf.infolist():
+        mode = info.external_attr >> 16
+        ftype = stat.S_IFMT(mode)
+        if info.is_dir() or ftype == stat.S_IFDIR:
+            kind = "dir"
+        elif ftype == stat.S_IFLNK:
+            kind = "symlink"
+        elif ftype in (0, stat.S_IFREG):  # 0: archivers that store no Unix mode
+            kind = "file"
+        else:
+            kind = "device"
+        link = zf.read(info).decode("utf-8", "surrogateescape") if kind == "symlink" else ""
+        out.append(Member(info.filename, kind, link, stat.S_IMODE(mode) or 0o644))
+    return out
+
+
+def _unsafe_name(name: str) -> str | None:
+    """Why a member name is unsafe, or None."""
+    raw = name.replace("\\", "/")
+    if raw.startswith("/") or _DRIVE_RE.match(raw):
+        return "absolute path"
+    if ".." in raw.split("/"):
+        return "'..' in path"
+    if "\0" in raw:
+        return "NUL in path"
+    return None
+
+
+def check_members(archive: Path, members: list[Member]) -> None:
+    """Refuse the whole archive if any member could write outside the tree.
+
+    Raises ``SourceError`` naming the archive and the first offending member.
+    """
+    links = {posixpath.normpath(m.name.replace("\\", "/")) for m in members if m.kind == "symlink"}
+    for m in members:
+        why = _unsafe_name(m.name)
+        name = posixpath.normpath(m.name.replace("\\", "/"))
+        if why is None and m.kind == "device":
+            why = "device or special file"
+        if why is None:
+            # A member reached through a symlink can land anywhere the link points.
+            parts = name.split("/")
+            for i in range(1, len(parts)):
+                if "/".join(parts[:i]) in links:
+                    why = f"path goes through the symlink {'/'.join(parts[:i])!r}"
+                    break
+        if why is None and m.kind == "symlink":
+            target = m.link.replace("\\", "/")
+            resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
+            if target.startswith("/") or _DRIVE_RE.match(target) or not target:
+                why = f"symlink to absolute path {m.link!r}"
+            elif resolved == ".." or resolved.startswith("../"):
+                why = f"symlink {m.link!r} leaves the tree"
+        if why is None and m.kind == "hardlink":
+            if _unsafe_name(m.link) is not None:
+                why = f"hardlink to {m.link!r} leaves the tree"
+        if why is not None:
+            raise SourceError(f"{archive}: refusing unsafe archive member {m.name!r}: {why}")
+
+
+def list_members(archive: Path) -> list[Member]:
+    """The members of a tar or zip archive (unchecked)."""
+    archive = Path(archive)
+    try:
+        if _archive_kind(archive) == "zip":
+            with zipfile.ZipFile(archive) as zf:
+                return _zip_members(zf)
+        with tarfile.open(archive, "r:*") as tar:
+            return _tar_members(tar)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise SourceError(f"{archive}: unreadable archive: {exc}") from None
+
+
+def _extract_tar(tar: tarfile.TarFile, archive: Path, into: Path) -> None:
+    try:
+        tar.extractall(into, filter="data")
+    except tarfile.FilterError as exc:
+        raise SourceError(f"{archive}: refusing unsafe archive member: {exc}") from None
+
+
+def _extract_zip(zf: zipfile.ZipFile, members: list[Member], archive: Path, into: Path) -> None:
+    root = into.resolve()
+    for info, m in zip(zf.infolist(), members, strict=True):
+        target = root / posixpath.normpath(m.name.replace("\\", "/"))
+        # check_members makes this impossible; assert it anyway before writing.
+        if os.path.commonpath([root, target.resolve()]) != str(root):
+            raise SourceError(f"{archive}: refusing unsafe archive member {m.name!r}")
+        if m.kind == "dir":
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if m.kind == "symlink":
+            os.symlink(m.link, target)
+            continue
+        with zf.open(info) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        # Keep the executable bits (configure scripts), drop set-id and group/other write.
+        target.chmod(0o755 if m.mode & 0o111 else 0o644)
+
+
+def extract_archive(archive: Path, dest: Path, *, unwrap: bool = True) -> Path:
+    """Extract ``archive`` safely so that ``dest`` becomes the source tree root.
+
+    ``dest`` must not exist (or be an empty directory). With ``unwrap``, an archive holding a
+    single top-level directory (``pillow-13.0.0/...``) has that directory's contents at ``dest``.
+    Returns ``dest``. Every member is checked before anything (even ``dest``'s parent) is
+    created, and extraction goes to a temporary directory beside ``dest``, renamed at the end.
+    """
+    archive, dest = Path(archive), Path(dest)
+    kind = _archive_kind(archive)
+    try:
+        with tarfile.open(archive, "r:*") if kind == "tar" else zipfile.ZipFile(archive) as handle:
+            if isinstance(handle, tarfile.TarFile):
+                members = _tar_members(handle)
+            else:
+                members = _zip_members(handle)
+            check_members(archive, members)
+            _prepare_dest(dest)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
+            try:
+                if isinstance(handle, tarfile.TarFile):
+                    _extract_tar(handle, archive, tmp)
+                else:
+                    _extract_zip(handle, members, archive, tmp)
+                _publish(tmp, dest, unwrap)
+            finally:
+                if tmp.exists():
+                    shutil.rmtree(tmp)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
+        raise SourceError(f"{archive}: unreadable archive: {exc}") from None
+    return dest
+
+
+def _publish(tmp: Path, dest: Path, unwrap: bool) -> None:
+    """Rename the extracted tree (or its single top directory) to ``dest``."""
+    entries = list(tmp.iterdir())
+    top = entries[0] if unwrap and len(entries) == 1 else None
+    if top is not None and top.is_dir() and not top.is_symlink():
+        _move_into_place(top, dest)
+        return
+    tree = tmp / (tmp.name + ".tree")  # move the contents, so ``tmp`` itself can be removed
+    tree.mkdir()
+    for entry in entries:
+        os.rename(entry, tree / entry.name)
+    _move_into_place(tree, dest)
+
+
+def _prepare_dest(dest: Path) -> None:
+    if dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir()))):
+        raise SourceError(f"{dest}: destination exists and is not an empty directory")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _move_into_place(src: Path, dest: Path) -> None:
+    if dest.is_dir():
+        dest.rmdir()  # empty (checked by _prepare_dest); rename needs the name free
+    os.rename(src, dest)
