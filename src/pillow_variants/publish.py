@@ -77,8 +77,8 @@ class PublishResult:
 
 
 def manifest_rungs(manifest: dict[str, Any]) -> Any:
-    """The manifest's rung table: ``rungs``, or ``verification`` as verify.record_rung writes it."""
-    return manifest.get("rungs", manifest.get("verification"))
+    """The manifest's rung table, as verify.record_rung writes it."""
+    return manifest.get("rungs")
 
 
 def rung_problems(manifest: dict[str, Any] | None, required: Sequence[str]) -> dict[str, str]:

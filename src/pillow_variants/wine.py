@@ -1,0 +1,155 @@
+"""Running Windows programs under Wine, the way CPython needs it.
+
+Facts this module encodes (Debian's Wine 8, checked on Debian 12):
+
+* ``wine64`` installs ``/usr/bin/wine``; a private ``WINEPREFIX`` keeps our runs away from the
+  user's prefix; its first use runs ``wineboot`` (seconds to a minute) — done once, under a lock.
+* python.exe dies in ``init_sys_streams`` ("WinError 6: Invalid handle") unless stdin is
+  redirected (``</dev/null``) and stdout/stderr are *pipes*: a regular file as stdout fails too.
+  So the child gets ``stdin=DEVNULL`` and pipes, and we copy its output ourselves.
+* ``WINEDEBUG=-all`` silences Wine's fixme noise; ``WINEDLLOVERRIDES=mscoree,mshtml=`` stops
+  wineboot from trying to install Mono/Gecko (no network to fetch them, no display to ask).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pillow_variants.errors import ToolchainError
+
+INSTALL_HINT = "install wine64 (apt-get install -y wine64)"
+
+
+def find_wine() -> str:
+    """Path of the ``wine`` launcher; ToolchainError (exit 2) with the install hint if absent."""
+    for name in ("wine", "wine64"):
+        path = shutil.which(name)
+        if path:
+            return path
+    raise ToolchainError(f"wine not found: {INSTALL_HINT}")
+
+
+def wine_env(prefix: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WINE")}
+    env.update(
+        WINEPREFIX=str(prefix),
+        WINEDEBUG="-all",
+        WINEDLLOVERRIDES="mscoree,mshtml=",
+        WINEARCH="win64",
+        PYTHONIOENCODING="utf-8",
+        PYTHONUTF8="1",
+    )
+    env.pop("DISPLAY", None)  # headless: no window may pop up, nothing waits for input
+    return env
+
+
+def ensure_prefix(prefix: Path, wine: str | None = None, timeout: float = 600) -> Path:
+    """Create the private Wine prefix once (wineboot), serialised by a lock file."""
+    wine = wine or find_wine()
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    with open(prefix.parent / f".{prefix.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (prefix / "system.reg").is_file() and (prefix / "drive_c").is_dir():
+            return prefix
+        print(f"initialising Wine prefix {prefix} (first run only)", file=sys.stderr, flush=True)
+        proc = subprocess.run(
+            [wine, "wineboot", "--init"],
+            env=wine_env(prefix),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if proc.returncode != 0 or not (prefix / "system.reg").is_file():
+            raise ToolchainError(f"wineboot failed for {prefix}: {proc.stderr.strip()[-300:]}")
+        # wineboot returns before wineserver has flushed the registry: wait for it to exit
+        server = shutil.which("wineserver")
+        if server:
+            subprocess.run([server, "-w"], env=wine_env(prefix), timeout=timeout, check=False)
+    return prefix
+
+
+@dataclass(frozen=True)
+class WineRun:
+    """Outcome of one program run under Wine."""
+
+    returncode: int | None  # None: killed on timeout
+    stdout: str
+    stderr: str
+    seconds: float
+    timed_out: bool
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    prefix: Path,
+    cwd: Path,
+    timeout: float,
+    on_line: Callable[[str], None] | None = None,
+    wine: str | None = None,
+) -> WineRun:
+    """Run ``wine argv...`` in ``cwd``: stdin from /dev/null, output through pipes, each stdout
+    line passed to ``on_line`` as it arrives; killed (its whole process group) after ``timeout``.
+    """
+    wine = wine or find_wine()
+    ensure_prefix(prefix, wine)
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        [wine, *argv],
+        cwd=cwd,
+        env=wine_env(prefix),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        start_new_session=True,  # own process group: a timeout kills exactly what we started
+    )
+    out: list[str] = []
+    err: list[str] = []
+
+    def pump_out() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.append(line)
+            if on_line:
+                on_line(line.rstrip("\n"))
+
+    def pump_err() -> None:
+        assert proc.stderr is not None
+        err.extend(proc.stderr)
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (pump_out, pump_err)]
+    for t in threads:
+        t.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    for t in threads:
+        t.join(timeout=10)
+    return WineRun(
+        returncode=None if timed_out else proc.returncode,
+        stdout="".join(out),
+        stderr="".join(err),
+        seconds=round(time.monotonic() - start, 2),
+        timed_out=timed_out,
+    )
