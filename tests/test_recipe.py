@@ -55,7 +55,8 @@ def test_nanoserver_inherits_upstream_and_overrides() -> None:
     assert nano.wheel_version == "13.0.0+nanoserver"
     assert nano.audit.surface == "nanoserver-ltsc2022" and nano.audit.policy == "both"
     assert nano.dependencies == up.dependencies
-    assert nano.pillow == up.pillow
+    assert nano.pillow.source == up.pillow.source and nano.pillow.version == up.pillow.version
+    assert nano.pillow.config_settings == [*up.pillow.config_settings, "gdi=disable"]
     assert nano.features["imagegrab"].state == "removed" and nano.features["imagegrab"].reason
     assert up.features["imagegrab"].state == "enabled"
     # features nanoserver does not mention are inherited unchanged
