@@ -7,7 +7,6 @@ ziglang, and wine64 for the last test."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -34,15 +33,6 @@ static PyMethodDef methods[] = {{"add", add, METH_VARARGS, NULL}, {NULL, NULL, 0
 static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "pvext", NULL, -1, methods};
 PyMODINIT_FUNC PyInit_pvext(void) { return PyModule_Create(&mod); }
 """
-
-
-@pytest.fixture(scope="session")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One cache for the session's network tests (shared across modules by its path)."""
-    env = os.environ.get("PILLOW_VARIANTS_CACHE")
-    path = Path(env) if env else tmp_path_factory.getbasetemp() / "pv-cache"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-import test_pysdk_network
 from httpserver import validate_json
 from pillow_variants.cli import main
 from pillow_variants.sources import file_sha256
@@ -19,7 +18,6 @@ from pillow_variants.verify import claimed_rungs, record_rung, verify_wine
 
 pytestmark = [pytest.mark.network, pytest.mark.wine]
 
-cache = test_pysdk_network.cache  # the session's cache fixture: one download, one Wine prefix
 
 WHEEL = "pillow-13.0.0-cp313-cp313-win_amd64.whl"
 WHEEL_SHA256 = "9dda0788a9932776a75d8bcc020076edc308ce2508b51f6739a45e3158b3fc42"
