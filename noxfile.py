@@ -17,7 +17,7 @@ PYTHON = "3.11"
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the test suite (real files, a local HTTP server, PyPI downloads, zig cross-builds)."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,zig]")
     session.run("pytest", *session.posargs)
 
 

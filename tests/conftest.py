@@ -16,3 +16,11 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = Path(env) if env else tmp_path_factory.getbasetemp() / "pv-cache"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def runtime(cache: Path) -> Path:
+    """python.org's embeddable CPython 3.13 (signature-checked), unpacked in the cache."""
+    from pillow_variants import pysdk
+
+    return pysdk.embed_runtime("3.13", cache)

@@ -36,11 +36,6 @@ PyMODINIT_FUNC PyInit_pvext(void) { return PyModule_Create(&mod); }
 
 
 @pytest.fixture(scope="session")
-def runtime(cache: Path) -> Path:
-    return pysdk.embed_runtime("3.13", cache)
-
-
-@pytest.fixture(scope="session")
 def sdk(cache: Path) -> pysdk.WindowsSDK:
     return pysdk.prepare_sdk("3.13", cache_dir=cache)
 

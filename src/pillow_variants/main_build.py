@@ -1,4 +1,4 @@
-"""``pillow-variants build wheel RECIPE --python 3.13 --deps-prefix DIR --sdk DIR``.
+"""``pillow-variants build all RECIPE`` (the whole pipeline) and ``build wheel`` (one stage).
 
 Cross-compiles Pillow's extensions for win_amd64 with zig through Pillow's own setup.py and
 writes the wheel (see :mod:`pillow_variants.build`). Progress goes to stderr; ``--json`` prints
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from pillow_variants.build import WheelBuild, run_wheel_build
@@ -18,18 +19,24 @@ from pillow_variants.recipe import load_recipe
 from pillow_variants.sources import parse_source_overrides
 
 COMMAND = "build"
-HELP = "Build stages of a recipe (the wheel, cross-compiled with zig)."
+HELP = "Build a recipe's wheels: the whole pipeline (all) or only the Pillow wheel (wheel)."
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_subcommands(
         parser,
         {
+            "all": (
+                "Dependencies, SDK, wheel, repair, audit gate, Wine smoke test and provenance "
+                "for each CPython version of the recipe (zig toolchain).",
+                _configure_all,
+                _all,
+            ),
             "wheel": (
                 "Cross-compile Pillow for one CPython version into a win_amd64 wheel.",
                 _configure_wheel,
                 _wheel,
-            )
+            ),
         },
     )
 
@@ -106,3 +113,79 @@ def format_build(b: WheelBuild) -> str:
     if b.log:
         lines.append(f"log         {b.log}")
     return "\n".join(lines)
+
+
+def _configure_all(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", help="path to a recipe TOML file")
+    p.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        metavar="X.Y",
+        help="only this CPython version (repeatable; default: every version of the recipe)",
+    )
+    p.add_argument("--out", type=Path, default=Path("dist"), help="wheel directory (./dist)")
+    p.add_argument(
+        "--deps-prefix", type=Path, help="dependency prefix (default: build/deps-<recipe>-zig)"
+    )
+    p.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="local source tree or archive for a component (recorded as local, unverified)",
+    )
+    p.add_argument(
+        "--sources-file",
+        type=Path,
+        help="file of NAME=PATH lines (as written by scripts/debian_sources.py --args-file)",
+    )
+    p.add_argument("--cache-dir", type=Path, help="download/build cache")
+    p.add_argument(
+        "--allow-unpinned", action="store_true", help="accept sources without a pinned sha256"
+    )
+    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2, help="parallel jobs")
+    p.add_argument("--no-wine", action="store_true", help="skip the Wine rung (not recorded)")
+    p.add_argument("--json", action="store_true", help="print the run report as JSON on stdout")
+
+
+def read_sources_file(path: Path) -> list[str]:
+    """NAME=PATH lines (a leading ``--source``/``--source=`` is accepted, # comments ignored)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise UserError(f"cannot read --sources-file {path}: {exc.strerror}") from None
+    items = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        for prefix in ("--source=", "--source "):
+            line = line.removeprefix(prefix)
+        items.append(line.strip())
+    return items
+
+
+def _all(args: argparse.Namespace) -> int:
+    from pillow_variants.pipeline import build_all
+
+    recipe = load_recipe(args.recipe)
+    items = list(args.source)
+    if args.sources_file:
+        items = read_sources_file(args.sources_file) + items
+    report = build_all(
+        recipe,
+        pythons=args.python or None,
+        out_dir=args.out,
+        deps_prefix=args.deps_prefix,
+        overrides=parse_source_overrides(items),
+        cache_dir=args.cache_dir,
+        allow_unpinned=args.allow_unpinned,
+        jobs=args.jobs,
+        wine=not args.no_wine,
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.table())
+    return report.exit_code

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian machine for pillow-variants: Debian source packages (the real upstream
+# trees for CI/offline builds), Wine (the verify rung), nasm (libjpeg-turbo's SIMD code),
+# git/patch (patch sets), and nox. Idempotent; no prompts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+bash scripts/enable_deb_src.sh
+$SUDO apt-get update -qq
+# wine + wine64 (with recommends: /usr/bin/wine comes from "wine")
+$SUDO apt-get install -y -qq git patch ca-certificates nasm wine wine64 >/dev/null
+python3 -m pip install -q --disable-pip-version-check nox
+echo "bootstrap: done"

@@ -1,0 +1,330 @@
+"""The whole pipeline for one recipe on the zig toolchain:
+
+recipe → sources → patches → dependency builds → Windows CPython SDK → Pillow's extensions →
+wheel → repair → audit (gate) → verify (Wine) → provenance (manifest + SBOM in the wheel).
+
+Each stage is its own module; this one only chains them, records what each rung found in the
+wheel's manifest (a rung that did not run is never recorded), and prints one summary table.
+A CPython version whose SDK cannot be prepared here is reported as skipped with the reason;
+a wheel that fails its audit gate or the Wine smoke test makes the run fail.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pillow_variants import __version__
+from pillow_variants.errors import EXIT_FINDINGS, EXIT_OK, UserError
+from pillow_variants.recipe import Recipe
+
+Progress = Callable[[str], None]
+
+#: The rungs each audit policy mode runs (strict: rules; surface: loader simulation).
+AUDIT_RUNGS = {"strict": ("strict",), "surface": ("surface",), "both": ("strict", "surface")}
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class WheelOutcome:
+    """One CPython version's result, a row of the summary table."""
+
+    python: str
+    status: str = "skipped"  # built | failed | skipped
+    reason: str = ""
+    wheel: Path | None = None
+    size: int = 0
+    rungs: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def verdict(self, rung: str) -> str:
+        entry = self.rungs.get(rung)
+        if entry is None:
+            return "not run"
+        return "pass" if entry["passed"] else "FAIL"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "python": self.python,
+            "status": self.status,
+            "reason": self.reason,
+            "wheel": str(self.wheel) if self.wheel else None,
+            "size": self.size,
+            "rungs": self.rungs,
+            "seconds": round(self.seconds, 1),
+        }
+
+
+@dataclass
+class PipelineReport:
+    recipe: str
+    deps_prefix: Path | None
+    outcomes: list[WheelOutcome]
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        built = [o for o in self.outcomes if o.status == "built"]
+        failed = [o for o in self.outcomes if o.status == "failed"]
+        return EXIT_FINDINGS if failed or not built else EXIT_OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": "pillow-variants-build-all/1",
+            "tool": {"name": "pillow-variants", "version": __version__},
+            "recipe": self.recipe,
+            "deps_prefix": str(self.deps_prefix) if self.deps_prefix else None,
+            "seconds": round(self.seconds, 1),
+            "wheels": [o.to_dict() for o in self.outcomes],
+        }
+
+    def table(self) -> str:
+        rows = [("python", "wheel", "size", "strict", "surface", "wine", "status")]
+        for o in self.outcomes:
+            rows.append(
+                (
+                    o.python,
+                    o.wheel.name if o.wheel else "-",
+                    f"{o.size / 1e6:.1f} MB" if o.size else "-",
+                    o.verdict("strict"),
+                    o.verdict("surface"),
+                    o.verdict("wine"),
+                    o.status + (f": {o.reason}" if o.reason else ""),
+                )
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+        lines = []
+        for r in rows:
+            cells = [c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)]
+            lines.append("  ".join([*cells, r[-1]]))
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Stages that only this module chains
+
+
+def repair_wheel(wheel: Path, out_dir: Path, progress: Progress = _stderr) -> Path:
+    """delvewheel repair: vendor DLLs the wheel needs but does not carry.
+
+    Our wheels link every dependency statically, so delvewheel normally finds nothing to add
+    and the wheel is kept as is; if it does vendor DLLs (a recipe building a dependency
+    shared), the repaired wheel replaces the original and the audit then covers the DLLs.
+    """
+    with tempfile.TemporaryDirectory(prefix="pv-repair-") as tmp:
+        cmd = [sys.executable, "-m", "delvewheel", "repair", str(wheel), "-w", tmp]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+            raise UserError(f"delvewheel repair failed for {wheel.name}: {tail[0]}")
+        if "no external dependencies are needed" in proc.stdout:
+            progress("  repair: delvewheel found no DLLs to vendor (everything is static)")
+            return wheel
+        repaired = Path(tmp) / wheel.name
+        if not repaired.is_file():
+            raise UserError(f"delvewheel repair produced no {wheel.name}")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        dest = out_dir / wheel.name
+        shutil.move(str(repaired), dest)
+        progress("  repair: delvewheel vendored DLLs into the wheel")
+        return dest
+
+
+def audit_rungs(recipe: Recipe, wheel: Path) -> dict[str, dict[str, Any]]:
+    """Run the recipe's audit gate; one rung result per part of the policy that ran."""
+    from pillow_variants.audit import audit_paths
+
+    results: dict[str, dict[str, Any]] = {}
+    for rung in AUDIT_RUNGS[recipe.audit.policy]:
+        report = audit_paths([wheel], surface=recipe.audit.surface, policy=rung)
+        results[rung] = {
+            "passed": report.exit_code == EXIT_OK,
+            "surface": recipe.audit.surface if rung == "surface" else None,
+            "policy": "strict" if rung == "strict" else None,
+            "violations": report.errors,
+            "warnings": report.warnings,
+            "detail": _first_failures(report.to_dict()),
+        }
+        results[rung] = {k: v for k, v in results[rung].items() if v is not None}
+    return results
+
+
+def _first_failures(report: dict[str, Any], limit: int = 5) -> str:
+    """A short human line naming the first findings (the full report is the audit's job)."""
+    found: list[str] = []
+    for target in report.get("targets", []):
+        for module in target.get("modules", []):
+            for dll in module.get("dlls", []):
+                for fn in dll.get("functions", []):
+                    if fn.get("verdict") not in (None, "present", "ok") or fn.get("rules"):
+                        found.append(f"{dll.get('name')}!{fn.get('name')}")
+    if not found:
+        return "clean"
+    more = f" (+{len(found) - limit} more)" if len(found) > limit else ""
+    return ", ".join(found[:limit]) + more
+
+
+def build_manifest(
+    recipe: Recipe,
+    python: str,
+    deps_manifest: dict[str, Any],
+    pillow_source: dict[str, Any],
+    rungs: dict[str, Any],
+) -> dict[str, Any]:
+    """The provenance document embedded in the wheel (schemas/build-manifest.schema.json)."""
+    from pillow_variants.patches import read_patch
+
+    sources = {"pillow": pillow_source}
+    for name, entry in deps_manifest.get("dependencies", {}).items():
+        if entry.get("source"):
+            sources[name] = entry["source"]
+    patches = {
+        comp: [read_patch(p).to_dict() for p in recipe.patch_files(comp)] for comp in recipe.patches
+    }
+    return {
+        "format_version": 1,
+        "tool": {"name": "pillow-variants", "version": __version__},
+        "recipe": {
+            "name": recipe.name,
+            "wheel_version": recipe.wheel_version,
+            "python": python,
+            "config_settings": recipe.pillow.config_settings,
+            "audit": {"surface": recipe.audit.surface, "policy": recipe.audit.policy},
+        },
+        "sources": sources,
+        "patches": patches,
+        "toolchain": deps_manifest.get("toolchain", {}),
+        "dependencies": {
+            name: {
+                k: entry.get(k)
+                for k in ("version", "status", "in_wheel", "options", "reason", "skipped")
+                if entry.get(k) is not None
+            }
+            for name, entry in deps_manifest.get("dependencies", {}).items()
+        },
+        "rungs": rungs,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+
+
+def build_all(
+    recipe: Recipe,
+    *,
+    pythons: list[str] | None = None,
+    out_dir: Path = Path("dist"),
+    deps_prefix: Path | None = None,
+    overrides: dict[str, Path] | None = None,
+    cache_dir: Path | None = None,
+    allow_unpinned: bool = False,
+    jobs: int = 2,
+    wine: bool = True,
+    progress: Progress = _stderr,
+) -> PipelineReport:
+    """Run every stage for each CPython version of the recipe (or ``pythons``)."""
+    import json
+
+    from pillow_variants import build, pysdk, sources, verify, wheeltools
+    from pillow_variants.deps import DepsBuilder
+    from pillow_variants.sbom import build_sbom
+    from pillow_variants.toolchain import get_toolchain
+
+    started = time.monotonic()
+    overrides = overrides or {}
+    cache_dir = Path(cache_dir) if cache_dir else sources.default_cache_dir()
+    pythons = pythons or recipe.python
+    unknown = [p for p in pythons if p not in recipe.python]
+    if unknown:
+        raise UserError(
+            f"{recipe.path.name} does not target Python {', '.join(unknown)} "
+            f"(recipe.python: {', '.join(recipe.python)})"
+        )
+    prefix = deps_prefix or Path("build") / f"deps-{recipe.name}-zig"
+    pillow_overrides = {k: v for k, v in overrides.items() if k == "pillow"}
+    dep_overrides = {k: v for k, v in overrides.items() if k != "pillow"}
+
+    progress(f"== {recipe.name}: dependencies (zig) → {prefix}")
+    toolchain = get_toolchain("zig")
+    deps_report = DepsBuilder(
+        recipe,
+        toolchain,
+        prefix,
+        cache_dir=cache_dir,
+        overrides=dep_overrides,
+        allow_unpinned=allow_unpinned,
+        jobs=jobs,
+    ).build()
+    deps_manifest = json.loads(deps_report.manifest_path.read_text())
+
+    outcomes: list[WheelOutcome] = []
+    for python in pythons:
+        outcome = WheelOutcome(python=python)
+        outcomes.append(outcome)
+        t0 = time.monotonic()
+        progress(f"== {recipe.name}: CPython {python} win_amd64")
+        try:
+            sdk = pysdk.prepare_sdk(python, cache_dir=cache_dir)
+        except UserError as exc:
+            outcome.reason = f"no Windows CPython SDK here ({exc})"
+            progress(f"  skipped: {outcome.reason}")
+            continue
+        try:
+            with tempfile.TemporaryDirectory(prefix="pv-wheel-") as tmp:
+                built = build.run_wheel_build(
+                    recipe,
+                    python,
+                    prefix,
+                    sdk,
+                    Path(tmp),
+                    source_overrides=pillow_overrides,
+                    cache_dir=cache_dir,
+                    allow_unpinned=allow_unpinned,
+                    jobs=jobs,
+                    progress=progress,
+                )
+                wheel = repair_wheel(built.wheel, Path(tmp) / "repaired", progress)
+                ladder: dict[str, Any] = {}  # verify.record_rung fills ladder["rungs"]
+                for rung, result in audit_rungs(recipe, wheel).items():
+                    verify.record_rung(ladder, rung, result)
+                    progress(f"  audit {rung}: {'pass' if result['passed'] else 'FAIL'}")
+                rungs = ladder.get("rungs", {})
+                gate_ok = all(r["passed"] for r in rungs.values())
+                if wine and gate_ok and recipe.name in verify.VARIANTS:
+                    verdict = verify.verify_wine(wheel, variant=recipe.name, cache_dir=cache_dir)
+                    verify.record_rung(ladder, "wine", verdict.rung_result())
+                    progress(f"  wine: {'pass' if verdict.passed else 'FAIL'} ({verdict.reason})")
+                manifest = build_manifest(recipe, python, deps_manifest, built.source, rungs)
+                out_dir.mkdir(parents=True, exist_ok=True)
+                final = wheeltools.embed_provenance(
+                    wheel, manifest, build_sbom(recipe, manifest), out=out_dir / wheel.name
+                )
+        except UserError as exc:
+            outcome.status, outcome.reason = "failed", str(exc)
+            outcome.seconds = time.monotonic() - t0
+            progress(f"  failed: {exc}")
+            continue
+        outcome.wheel, outcome.size, outcome.rungs = final, final.stat().st_size, rungs
+        outcome.seconds = time.monotonic() - t0
+        failed = [r for r, e in rungs.items() if not e["passed"]]
+        if failed:
+            outcome.status = "failed"
+            outcome.reason = "rungs failed: " + ", ".join(failed)
+        elif wine and "wine" not in rungs:
+            outcome.status = "built"
+            outcome.reason = f"no Wine variant named {recipe.name!r}; smoke test not run"
+        else:
+            outcome.status = "built"
+        progress(f"  {outcome.status}: {final}")
+    return PipelineReport(recipe.name, prefix, outcomes, time.monotonic() - started)
