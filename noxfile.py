@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import time
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -50,12 +52,81 @@ def audit(session: nox.Session) -> None:
     session.run("pillow-variants", "audit", *session.posargs)
 
 
+def _debian_sources(session: nox.Session) -> str:
+    """Every dependency's real upstream tree from Debian (pinned), as a --sources-file."""
+    dest = session.cache_dir / "debian-sources"
+    args = dest / "args.txt"
+    session.run(
+        "python", "scripts/debian_sources.py", "--dest", str(dest), "--args-file", str(args),
+        silent=True,
+    )  # fmt: skip
+    return str(args)
+
+
+def _build(session: nox.Session, recipe: str) -> None:
+    """The whole pipeline for ``recipe``: zig on any host, or the Windows MSVC/cibuildwheel
+    build with ``-- --toolchain msvc [--dry-run]``."""
+    args = list(session.posargs)
+    toolchain = "zig"
+    if "--toolchain" in args:
+        i = args.index("--toolchain")
+        toolchain = args[i + 1] if i + 1 < len(args) else ""
+        if toolchain == "zig":
+            del args[i : i + 2]
+    if toolchain == "msvc":
+        session.install(".", "cibuildwheel>=4.3,<5")
+        session.run("pillow-variants", "cibw", "build", recipe, *args)
+        return
+    session.install(".[zig]")
+    if "--recipe-sources" in args:  # fetch the recipe's pinned upstream archives instead
+        args.remove("--recipe-sources")
+    else:
+        args = ["--sources-file", _debian_sources(session), *args]
+    session.run("pillow-variants", "build", "all", recipe, *args)
+
+
+@nox.session(name="build-nanoserver", python=PYTHON)
+def build_nanoserver(session: nox.Session) -> None:
+    """Build, audit and verify the nanoserver wheels (zig + Wine; --toolchain msvc on Windows)."""
+    _build(session, "recipes/nanoserver.toml")
+
+
+@nox.session(name="build-upstream", python=PYTHON)
+def build_upstream(session: nox.Session) -> None:
+    """Reproduce upstream's wheels: the same pipeline with no patches."""
+    _build(session, "recipes/upstream.toml")
+
+
+@nox.session(python=PYTHON)
+def publish(session: nox.Session) -> None:
+    """Upload built wheels to a private index (twine), rungs checked, re-download verified."""
+    session.install(".")
+    if not session.posargs:
+        session.error("usage: nox -s publish -- WHEEL... --repository-url URL")
+    session.run("pillow-variants", "publish", *session.posargs)
+
+
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Print benchmark figures: audit vs delvewheel show (ratio)."""
-    session.install(".", "delvewheel")
+    """Print benchmark figures: audit vs delvewheel, deps cold vs warm, 2nd CPython vs cold."""
+    session.install(".[zig]", "delvewheel")
     wheel = _official_wheel(session)
     session.run("python", "scripts/bench_audit.py", wheel)
+    session.run("python", "scripts/bench_deps.py", "--jobs", "2")
+    # A second CPython version with a warm dependency cache, against the cold first one.
+    cache = session.create_tmp() + "/pv-cache"
+    common = ["--sources-file", _debian_sources(session), "--cache-dir", cache, "--no-wine"]
+    common += ["--out", session.create_tmp() + "/dist"]
+    timings = {}
+    for python in ("3.13", "3.11"):
+        start = time.monotonic()
+        session.run("pillow-variants", "build", "all", "recipes/nanoserver.toml",
+                    "--python", python, *common, silent=True)  # fmt: skip
+        timings[python] = time.monotonic() - start
+    cold, warm = timings["3.13"], timings["3.11"]
+    print(f"build all, cold (deps + cp313):      {cold:7.1f} s")
+    print(f"build all, warm deps, 2nd CPython:   {warm:7.1f} s")
+    print(f"ratio second/cold:                   {warm / cold:7.2f}  (target <= 0.15)")
 
 
 @nox.session(python=PYTHON)

@@ -11,7 +11,6 @@ index (ziglang, cmake, ninja, meson, the zlib-ng sdist), nasm on the host.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import struct
 import subprocess
@@ -30,14 +29,6 @@ NOT_BUILT = {"libimagequant": "cargo", "fribidi": "DLL", "libavif": "network"}
 AMD64 = 0x8664
 
 pytestmark = pytest.mark.network
-
-
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _deps_build(args: list[str]) -> subprocess.CompletedProcess[str]:
@@ -59,21 +50,20 @@ def _deps_build(args: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def build(tmp_path_factory):
+def build(tmp_path_factory, debian_sources, zig_cache):
     """Fetch the sources, build cold, build again; return both reports and the paths."""
-    debian_sources = _load_script("debian_sources")
     base = tmp_path_factory.mktemp("deps-build")
-    paths = debian_sources.provide(STATIC, base / "sources")
+    paths = {name: debian_sources[name] for name in STATIC}
     args = [
-        *debian_sources.source_args(paths),
+        *[f"--source={name}={path}" for name, path in paths.items()],
         "--prefix",
         str(base / "prefix"),
         "--cache-dir",
-        str(base / "cache"),
+        str(zig_cache),
     ]
     first = _deps_build(args)
     assert first.returncode == 0, first.stderr[-4000:]
-    compile_log = base / "cache" / "toolchains" / "zig" / "compile.log"
+    compile_log = zig_cache / "toolchains" / "zig" / "compile.log"
     compiles_cold = len(compile_log.read_text().splitlines())
     second = _deps_build(args)
     assert second.returncode == 0, second.stderr[-4000:]
