@@ -160,18 +160,18 @@ def audit_rungs(recipe: Recipe, wheel: Path) -> dict[str, dict[str, Any]]:
 
 
 def _first_failures(report: dict[str, Any], limit: int = 5) -> str:
-    """A short human line naming the first findings (the full report is the audit's job)."""
+    """A short line naming the first findings (the full report is the audit's job)."""
     found: list[str] = []
     for target in report.get("targets", []):
         for module in target.get("modules", []):
-            for dll in module.get("dlls", []):
-                for fn in dll.get("functions", []):
-                    if fn.get("verdict") not in (None, "present", "ok") or fn.get("rules"):
-                        found.append(f"{dll.get('name')}!{fn.get('name')}")
+            for f in module.get("findings", []):
+                if f.get("severity") == "error":
+                    what = f"{f.get('dll')}!{f.get('function')}" if f.get("function") else f["dll"]
+                    found.append(f"{module['path']}: {what} ({f.get('rule') or f.get('error')})")
     if not found:
         return "clean"
     more = f" (+{len(found) - limit} more)" if len(found) > limit else ""
-    return ", ".join(found[:limit]) + more
+    return "; ".join(found[:limit]) + more
 
 
 def build_manifest(
@@ -207,7 +207,7 @@ def build_manifest(
         "dependencies": {
             name: {
                 k: entry.get(k)
-                for k in ("version", "status", "in_wheel", "options", "reason", "skipped")
+                for k in ("version", "in_wheel", "options", "reason", "skipped")
                 if entry.get(k) is not None
             }
             for name, entry in deps_manifest.get("dependencies", {}).items()

@@ -65,10 +65,10 @@ class SourceEdit:
 
 
 @dataclass(frozen=True)
-class Dependency:
-    """A bundled C library, built statically and linked into Pillow's extension modules."""
+class DependencySpec:
+    """A bundled C library as a recipe writes it: built statically and linked into Pillow's
+    extension modules."""
 
-    name: str
     project: str
     version: str
     source: Source
@@ -84,6 +84,13 @@ class Dependency:
     #: False when upstream's wheels do not contain the library (e.g. libimagequant, fribidi).
     in_wheel: bool = True
     notes: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dependency(DependencySpec):
+    """A dependency of a resolved recipe: the spec plus its name (the recipe table key)."""
+
+    name: str
 
 
 @dataclass(frozen=True)
@@ -314,25 +321,10 @@ class _RecipeMeta:
 
 
 @dataclass(frozen=True)
-class _DependencyToml:
-    project: str
-    version: str
-    source: Source
-    build_system: BuildSystem
-    license_files: list[str]
-    depends: list[str] = field(default_factory=list)
-    targets: list[str] = field(default_factory=list)
-    options: list[str] = field(default_factory=list)
-    upstream_edits: list[SourceEdit] = field(default_factory=list)
-    in_wheel: bool = True
-    notes: str = ""
-
-
-@dataclass(frozen=True)
 class _RecipeToml:
     recipe: _RecipeMeta
     pillow: PillowSource
-    dependencies: dict[str, _DependencyToml] = field(default_factory=dict)
+    dependencies: dict[str, DependencySpec] = field(default_factory=dict)
     features: dict[str, Feature] = field(default_factory=dict)
     patches: dict[str, list[str]] = field(default_factory=dict)
     audit: Audit = field(default_factory=Audit)
