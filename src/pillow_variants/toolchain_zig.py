@@ -148,6 +148,9 @@ ZIG_DEPS: dict[str, ZigDep] = {
             "-Djpeg=disabled",
             "-Dtiff=disabled",
             "-Dutils=false",
+            # upstream's VC2022 project builds with CharacterSet=Unicode (UNICODE defined), so
+            # its CreateMutex is CreateMutexW; lcms2's meson build does not define it
+            "-Dc_args=-DUNICODE",
         ),
     ),
     "openjpeg": ZigDep(libs=("bin/libopenjp2.a",), extra_options=("-DBUILD_TESTING=OFF",)),
