@@ -38,8 +38,18 @@ def _run(recipe: str, pythons: list[str], out: Path, sources, cache: Path) -> Pi
     )
 
 
+EPOCH = "1700000000"  # SOURCE_DATE_EPOCH for the reproducibility check
+
+
 @pytest.fixture(scope="module")
-def nanoserver(tmp_path_factory, debian_sources, zig_cache) -> PipelineReport:
+def epoch():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SOURCE_DATE_EPOCH", EPOCH)
+        yield EPOCH
+
+
+@pytest.fixture(scope="module")
+def nanoserver(tmp_path_factory, debian_sources, zig_cache, epoch) -> PipelineReport:
     out = tmp_path_factory.mktemp("nanoserver") / "dist"
     return _run("nanoserver.toml", ["3.13", "3.11"], out, debian_sources, zig_cache)
 
@@ -176,3 +186,15 @@ def test_compare_official_vs_nanoserver_lists_what_was_removed(
     )
     assert report["modules"]["only_a"] == ["PIL._avif"]  # libavif: not built with zig
     assert report["manifest"]  # ours carries a build manifest, the official wheel none
+
+
+def test_same_inputs_and_source_date_epoch_give_a_byte_identical_wheel(
+    nanoserver: PipelineReport, tmp_path: Path, debian_sources, zig_cache, epoch
+) -> None:
+    from pillow_variants.sources import file_sha256
+
+    first = next(o.wheel for o in nanoserver.outcomes if o.python == "3.13")
+    again = _run("nanoserver.toml", ["3.13"], tmp_path / "dist", debian_sources, zig_cache)
+    (outcome,) = again.outcomes
+    assert outcome.wheel.name == first.name
+    assert file_sha256(outcome.wheel) == file_sha256(first)
