@@ -478,7 +478,8 @@ def run_wheel_build(
         raise UserError(f"SDK platform {target.platform_tag} != recipe {recipe.platform}")
     crossenv.check_sdk(target)
     include, _lib, archives = prefix_layout(Path(deps_prefix).resolve())
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    # absolute: the build runs in the source tree, where a relative path would miss
+    cache = (Path(cache_dir) if cache_dir is not None else default_cache_dir()).resolve()
     compiler = compiler or crossenv.CrossCompiler.zig()
     settings = config_settings(recipe.pillow.config_settings)
 

@@ -243,7 +243,9 @@ def build_all(
 
     started = time.monotonic()
     overrides = overrides or {}
-    cache_dir = Path(cache_dir) if cache_dir else sources.default_cache_dir()
+    # Absolute paths: later stages run tools in other working directories (the source tree).
+    cache_dir = (Path(cache_dir) if cache_dir else sources.default_cache_dir()).resolve()
+    out_dir = Path(out_dir).resolve()
     pythons = pythons or recipe.python
     unknown = [p for p in pythons if p not in recipe.python]
     if unknown:
@@ -251,7 +253,7 @@ def build_all(
             f"{recipe.path.name} does not target Python {', '.join(unknown)} "
             f"(recipe.python: {', '.join(recipe.python)})"
         )
-    prefix = deps_prefix or Path("build") / f"deps-{recipe.name}-zig"
+    prefix = (deps_prefix or Path("build") / f"deps-{recipe.name}-zig").resolve()
     pillow_overrides = {k: v for k, v in overrides.items() if k == "pillow"}
     dep_overrides = {k: v for k, v in overrides.items() if k != "pillow"}
 

@@ -150,7 +150,7 @@ def expected_signer(filename: str) -> str:
 
 def sdk_cache_dir(cache_dir: Path | None = None) -> Path:
     """``<cache>/sdk``: the project cache (PILLOW_VARIANTS_CACHE or the user cache dir)."""
-    return (cache_dir or default_cache_dir()) / "sdk"
+    return (Path(cache_dir) if cache_dir else default_cache_dir()).resolve() / "sdk"
 
 
 def _check_hash(path: Path, expected: str, what: str) -> None:
@@ -742,7 +742,7 @@ def prepare_sdk(
         raise SourceError(f"{dll_dir}: {dll_name} missing")
     dll_source["signatures"] = [s.to_dict() for s in sigs]
 
-    root = dest or sdk_cache_dir(cache_dir) / f"cp{nodot}"
+    root = Path(dest).resolve() if dest else sdk_cache_dir(cache_dir) / f"cp{nodot}"
     if (root / SDK_MANIFEST).is_file():
         old = load_sdk(root)
         old_sigs = {

@@ -59,7 +59,7 @@ def default_cache_dir() -> Path:
     """``$PILLOW_VARIANTS_CACHE`` if set, else the platform's user cache dir for this tool."""
     env = os.environ.get(CACHE_ENV)
     if env:
-        return Path(env).expanduser()
+        return Path(env).expanduser().resolve()
     import platformdirs
 
     return platformdirs.user_cache_path("pillow-variants")
