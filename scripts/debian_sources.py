@@ -4,18 +4,18 @@
 The recipe's upstream URLs (GitHub, SourceForge, ...) are not always reachable; Debian's
 archive is, and Debian keeps each upstream release as an untouched ``*.orig.tar.*`` tarball
 beside its own packaging. This script downloads only those upstream tarballs — never the
-Debian-patched tree — with ``apt-get source --download-only --tar-only NAME=VERSION``, so
-apt verifies each file against the signed Sources index; then it checks the sha256 pinned
-below (tests stay stable when Debian moves on). zlib-ng is not in Debian: the ``zlib-ng``
-sdist on the package index (Python bindings) bundles zlib-ng's C tree, which is used instead.
+Debian-patched tree — with ``apt-get source --download-only --tar-only NAME=VERSION``
+(:func:`pillow_variants.aptsrc.fetch_orig`), so apt verifies each file against the signed
+Sources index; then it checks the sha256 pinned below (tests stay stable when Debian moves on).
+zlib-ng is not in Debian: the ``zlib-ng`` sdist on the package index (Python bindings) bundles
+zlib-ng's C tree, which is used instead.
 
 Output: the tarballs under DEST, and ``--source NAME=PATH`` arguments for
 ``pillow-variants deps build`` — printed, written one per line with ``--args-file``, or as JSON
 with ``--json``.
 
-If no deb-src entry offers the pinned versions, the script (as root) writes
-``/etc/apt/sources.list.d/pillow-variants-src.sources`` with the URIs of the system's Debian
-source and the suites that carry them, and runs ``apt-get update``.
+If deb-src is not enabled, :func:`pillow_variants.aptsrc.ensure_deb_src` enables it (as root;
+``scripts/bootstrap.sh`` does it once for a fresh machine).
 
     python scripts/debian_sources.py --dest /tmp/pv-src --args-file /tmp/pv-src/args.txt
     pillow-variants deps build recipes/upstream.toml $(cat /tmp/pv-src/args.txt)
@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import shutil
 import subprocess
 import sys
@@ -38,12 +36,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from pillow_variants.aptsrc import check_sha256, fetch_orig
+from pillow_variants.errors import SourceError, UserError
 from pillow_variants.sources import file_sha256, pip_download_command
-
-APT_SOURCES_FILE = Path("/etc/apt/sources.list.d/pillow-variants-src.sources")
-#: Suites whose deb-src entries carry the pinned versions.
-SUITES = ("trixie", "sid")
-KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 
 @dataclass(frozen=True)
@@ -195,93 +190,9 @@ DEFAULT = [
 ]
 
 
-class Failure(Exception):
-    pass
-
-
-def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-
-
-def offered_versions(package: str) -> set[str]:
-    """Source versions apt knows for ``package`` (empty without deb-src entries)."""
-    proc = _run(["apt-cache", "showsrc", "--only-source", package])
-    return set(re.findall(r"^Version: (\S+)$", proc.stdout, re.M))
-
-
-def debian_uri(etc_apt: Path = Path("/etc/apt")) -> str:
-    """The Debian archive URI the system already uses (deb822 or one-line format)."""
-    candidates = [etc_apt / "sources.list", *sorted((etc_apt / "sources.list.d").glob("*"))]
-    for path in candidates:
-        if not path.is_file() or path.name == APT_SOURCES_FILE.name:
-            continue
-        text = path.read_text(errors="replace")
-        if path.suffix == ".sources":
-            for stanza in re.split(r"\n\s*\n", text):
-                if re.search(r"^Enabled:\s*no", stanza, re.M | re.I):
-                    continue
-                m = re.search(r"^URIs:\s*(\S+)", stanza, re.M)
-                if m and re.search(r"^Suites:.*\b(bookworm|trixie|sid|stable)\b", stanza, re.M):
-                    return m.group(1)
-        elif path.name == "sources.list" or path.suffix == ".list":
-            for line in text.splitlines():
-                m = re.match(r"^\s*deb(?:-src)?\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)", line)
-                if m and "debian" in m.group(1) and "security" not in m.group(1):
-                    return m.group(1)
-    raise Failure("no Debian archive URI found in /etc/apt/sources.list{,.d}")
-
-
-def deb_src_stanza(uri: str) -> str:
-    return (
-        "# Written by pillow-variants scripts/debian_sources.py: upstream source tarballs.\n"
-        f"Types: deb-src\nURIs: {uri}\nSuites: {' '.join(SUITES)}\nComponents: main\n"
-        f"Signed-By: {KEYRING}\n"
-    )
-
-
-def ensure_deb_src(pins: list[Pin]) -> None:
-    """Make apt offer every pinned Debian version, enabling deb-src if needed."""
-    missing = [p for p in pins if p.kind == "deb" and p.version not in offered_versions(p.package)]
-    if not missing:
-        return
-    if not APT_SOURCES_FILE.exists():
-        if os.geteuid() != 0:
-            raise Failure(
-                f"apt offers no {missing[0].package}={missing[0].version}; enabling deb-src "
-                f"needs root (writes {APT_SOURCES_FILE})"
-            )
-        APT_SOURCES_FILE.write_text(deb_src_stanza(debian_uri()))
-        print(f"wrote {APT_SOURCES_FILE}", file=sys.stderr)
-    if os.geteuid() == 0:
-        proc = _run(["apt-get", "update"])
-        if proc.returncode != 0:
-            raise Failure(f"apt-get update failed: {proc.stderr.strip()[-400:]}")
-    still = [p for p in missing if p.version not in offered_versions(p.package)]
-    if still:
-        names = ", ".join(f"{p.package}={p.version}" for p in still)
-        raise Failure(f"apt offers no {names} (the archive moved on? update PINS)")
-
-
 def fetch_deb(pin: Pin, dest: Path) -> Path:
-    """Download the orig tarball of ``pin`` with apt (verified against the signed index)."""
-    out = dest / pin.filename
-    if out.is_file() and file_sha256(out) == pin.sha256:
-        return out
-    with tempfile.TemporaryDirectory(dir=dest) as tmp:
-        proc = _run(
-            ["apt-get", "source", "--download-only", "--tar-only", f"{pin.package}={pin.version}"],
-            cwd=Path(tmp),
-        )
-        got = Path(tmp) / pin.filename
-        if proc.returncode != 0 and not got.is_file():
-            raise Failure(
-                f"apt-get source {pin.package}={pin.version}: {proc.stderr.strip()[-400:]}"
-            )
-        if not got.is_file():
-            raise Failure(f"apt-get source {pin.package}={pin.version} gave no {pin.filename}")
-        _check(got, pin)
-        os.replace(got, out)
-    return out
+    """The orig tarball of ``pin``, downloaded by apt and checked against the pin."""
+    return fetch_orig(pin.package, pin.version, pin.filename, pin.sha256, dest)
 
 
 def fetch_pip(pin: Pin, dest: Path) -> Path:
@@ -292,12 +203,16 @@ def fetch_pip(pin: Pin, dest: Path) -> Path:
         return tree
     sdist = dest / pin.filename
     if not (sdist.is_file() and file_sha256(sdist) == pin.sha256):
-        proc = _run(pip_download_command(f"{pin.package}=={pin.version}", dest))
+        proc = subprocess.run(
+            pip_download_command(f"{pin.package}=={pin.version}", dest),
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0 or not sdist.is_file():
-            raise Failure(
+            raise SourceError(
                 f"pip download {pin.package}=={pin.version}: {proc.stderr.strip()[-400:]}"
             )
-    _check(sdist, pin)
+    check_sha256(sdist, pin.sha256)
     if tree.exists():
         shutil.rmtree(tree)
     with tempfile.TemporaryDirectory(dir=dest) as tmp, tarfile.open(sdist) as tar:
@@ -305,7 +220,7 @@ def fetch_pip(pin: Pin, dest: Path) -> Path:
         (top,) = Path(tmp).iterdir()
         inner = top / pin.subdir
         if not (inner / "CMakeLists.txt").is_file():
-            raise Failure(f"{pin.filename}: no C source tree at {pin.subdir}")
+            raise SourceError(f"{pin.filename}: no C source tree at {pin.subdir}")
         gitlink = inner / ".git"  # a submodule pointer; it would confuse 'git apply'
         if gitlink.is_file():
             gitlink.unlink()
@@ -314,21 +229,13 @@ def fetch_pip(pin: Pin, dest: Path) -> Path:
     return tree
 
 
-def _check(path: Path, pin: Pin) -> None:
-    actual = file_sha256(path)
-    if actual != pin.sha256:
-        raise Failure(f"{path.name}: sha256 {actual}, pinned {pin.sha256}")
-
-
 def provide(components: list[str], dest: Path) -> dict[str, Path]:
     """Download (or reuse) and verify the sources; return component → path for --source."""
     unknown = [c for c in components if c not in PINS]
     if unknown:
-        raise Failure(f"no Debian pin for {', '.join(unknown)} (known: {', '.join(PINS)})")
+        raise SourceError(f"no Debian pin for {', '.join(unknown)} (known: {', '.join(PINS)})")
     pins = [PINS[c] for c in components]
     dest.mkdir(parents=True, exist_ok=True)
-    if any(p.kind == "deb" and not (dest / p.filename).is_file() for p in pins):
-        ensure_deb_src(pins)
     out: dict[str, Path] = {}
     for pin in pins:
         out[pin.component] = fetch_pip(pin, dest) if pin.kind == "pip" else fetch_deb(pin, dest)
@@ -351,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     components = list(PINS) if args.all else (args.only or DEFAULT)
     try:
         paths = provide(components, args.dest.resolve())
-    except Failure as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for c in components:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pefile
 import pytest
 
-from pillow_variants import build, crossenv, pysdk, wine
+from pillow_variants import aptsrc, build, crossenv, pysdk, wine
 from pillow_variants.pysdk import WindowsSDK
 from pillow_variants.recipe import load_recipe
 from pillow_variants.wheeltools import read_wheel
@@ -159,7 +159,7 @@ def test_toy_project_is_cross_built_by_its_own_setup_py(
 def zlib_prefix(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A prefix with zlib only: include/zlib.h, zconf.h and lib/libz.a (COFF, built by zig)."""
     work = tmp_path_factory.mktemp("zlib")
-    pysdk.ensure_deb_src()
+    aptsrc.ensure_deb_src()
     proc = subprocess.run(
         ["apt-get", "source", "--download-only", "--tar-only", "zlib"],
         cwd=work,

@@ -1,4 +1,4 @@
-"""pysdk without the network: pins, deb-src planning, header extraction from a CPython-shaped
+"""pysdk without the network: pins, header extraction from a CPython-shaped
 tarball, .def writing from a real (zig-built) DLL's exports, import libraries, refusals."""
 
 from __future__ import annotations
@@ -14,18 +14,6 @@ from httpserver import make_tar
 from pillow_variants import pysdk
 from pillow_variants.cli import main
 from pillow_variants.errors import SourceError, ToolchainError
-
-DEBIAN_822 = """Types: deb
-URIs: http://mirror.example/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb
-URIs: http://mirror.example/debian-security
-Suites: bookworm-security
-Components: main
-"""
 
 
 def test_pins_are_complete() -> None:
@@ -47,44 +35,6 @@ def test_pins_are_complete() -> None:
 def test_expected_signer() -> None:
     assert pysdk.expected_signer("python313.dll") == "Python Software Foundation"
     assert pysdk.expected_signer("VCRUNTIME140_1.dll") == "Microsoft Corporation"
-
-
-def test_deb_src_plan_copies_the_debian_entry() -> None:
-    plan = pysdk.deb_src_plan(
-        [(Path("/etc/apt/sources.list.d/debian.sources"), DEBIAN_822)],
-        ["bookworm", "trixie", "bookworm"],
-    )
-    assert plan is not None
-    assert "Types: deb-src\n" in plan
-    assert "URIs: http://mirror.example/debian\n" in plan  # not the security entry
-    assert "Suites: bookworm trixie\n" in plan
-    assert "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n" in plan
-
-
-def test_deb_src_plan_none_when_already_enabled() -> None:
-    src = DEBIAN_822 + "\nTypes: deb-src\nURIs: http://mirror.example/debian\nSuites: sid\n"
-    assert pysdk.deb_src_plan([(Path("x.sources"), src)], ["sid"]) is None
-    one_line = (
-        "deb http://m.example/debian bookworm main\ndeb-src http://m.example/debian sid main\n"
-    )
-    assert pysdk.deb_src_plan([(Path("sources.list"), one_line)], ["sid"]) is None
-
-
-def test_deb_src_plan_from_one_line_format() -> None:
-    text = "deb [signed-by=/k.gpg] http://m.example/debian bookworm main\n"
-    plan = pysdk.deb_src_plan([(Path("/etc/apt/sources.list"), text)], ["trixie"])
-    assert (
-        plan is not None
-        and "URIs: http://m.example/debian\n" in plan
-        and "Signed-By: /k.gpg" in plan
-    )
-
-
-def test_deb_src_plan_without_debian_entry() -> None:
-    with pytest.raises(SourceError, match="no Debian apt source"):
-        pysdk.deb_src_plan(
-            [(Path("x.list"), "deb http://other.example/ubuntu jammy main\n")], ["sid"]
-        )
 
 
 def test_extract_headers_takes_include_and_windows_pyconfig(tmp_path: Path) -> None:

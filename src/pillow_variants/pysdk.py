@@ -12,9 +12,9 @@ project may not commit CPython. So, at build time and pinned by sha256:
   Foundation (Microsoft for ``vcruntime140*.dll``): the sha256 pin proves it is the file we
   examined, the signature proves it is python.org's build.
 * **Headers** come from CPython's upstream tarball as Debian ships it (the ``.orig.tar.*`` of the
-  ``python3.X`` source package, fetched with ``apt-get source --download-only``; deb-src is
-  enabled when missing): ``Include/`` plus ``PC/pyconfig.h`` (``PC/pyconfig.h.in`` from 3.13 on,
-  copied unchanged as CPython's own ``PC/layout`` does for the default GIL build).
+  ``python3.X`` source package, fetched with ``apt-get source --download-only --tar-only``;
+  deb-src is enabled when missing): ``Include/`` plus ``PC/pyconfig.h`` (``PC/pyconfig.h.in``
+  from 3.13 on, copied unchanged as CPython's own ``PC/layout`` does for the default GIL build).
 * **Import libraries** are generated: exports read with pefile (data exports marked ``DATA``,
   python3.dll's forwarders resolved against pythonXY.dll) → ``.def`` → ``zig dlltool``
   (``python -m ziglang dlltool -m i386:x86-64``) → ``libpythonXY.a`` and ``libpython3.a``.
@@ -52,13 +52,13 @@ import pefile
 from packaging.requirements import Requirement
 from packaging.version import Version
 
+from pillow_variants import aptsrc
 from pillow_variants.errors import SourceError, ToolchainError, UserError
 from pillow_variants.sources import default_cache_dir, file_sha256
 
 PLATFORM_TAG = "win_amd64"
 ZIG_MACHINE = "i386:x86-64"
 SDK_MANIFEST = "sdk.json"
-DEB_SRC_FILE = Path("/etc/apt/sources.list.d/pillow-variants-deb-src.sources")
 _IMAGE_SCN_MEM_EXECUTE = 0x20000000
 
 Progress = Callable[[str], None]
@@ -355,156 +355,15 @@ def embed_runtime(
 # Headers from Debian's source packages
 
 
-def _apt_source_entries() -> list[tuple[Path, str]]:
-    """(file, text) of apt's source lists."""
-    files = [Path("/etc/apt/sources.list")] + sorted(Path("/etc/apt/sources.list.d").glob("*"))
-    out = []
-    for f in files:
-        if f.is_file() and f.suffix in (".list", ".sources", ""):
-            try:
-                out.append((f, f.read_text(encoding="utf-8", errors="replace")))
-            except OSError:
-                continue
-    return out
-
-
-def _deb822_stanzas(text: str) -> list[dict[str, str]]:
-    stanzas, cur = [], {}
-    for line in text.splitlines() + [""]:
-        if not line.strip():
-            if cur:
-                stanzas.append(cur)
-            cur = {}
-        elif not line.startswith("#") and ":" in line and not line[0].isspace():
-            key, _, value = line.partition(":")
-            cur[key.strip().lower()] = value.strip()
-    return stanzas
-
-
-def deb_src_plan(entries: list[tuple[Path, str]], suites: Iterable[str]) -> str | None:
-    """The deb822 text of a deb-src entry for ``suites``, copied from the existing Debian entry.
-
-    None if deb-src for Debian is already configured. SourceError if no Debian entry exists to
-    copy URIs and signing key from.
-    """
-    debian: dict[str, str] | None = None
-    for path, text in entries:
-        if path.suffix == ".sources":
-            for st in _deb822_stanzas(text):
-                if "debian" not in st.get("uris", "") or "security" in st.get("uris", ""):
-                    continue
-                if "deb-src" in st.get("types", "").split():
-                    return None
-                if debian is None and "deb" in st.get("types", "").split():
-                    debian = st
-        else:
-            for line in text.splitlines():
-                parts = line.split()
-                if parts[:1] == ["deb-src"] and any("debian" in p for p in parts[1:3]):
-                    if "security" not in line:
-                        return None
-                if parts[:1] == ["deb"] and debian is None:
-                    opts = [p for p in parts[1:] if p.startswith("[")]
-                    uri = next((p for p in parts[1:] if "://" in p), "")
-                    if "debian" in uri and "security" not in uri:
-                        signed = re.search(r"signed-by=([^\]\s]+)", " ".join(opts))
-                        debian = {"uris": uri, "signed-by": signed.group(1) if signed else ""}
-    if debian is None:
-        raise SourceError(
-            "no Debian apt source is configured to copy for deb-src; add a deb-src entry for "
-            "the Debian archive (Suites: " + " ".join(suites) + ")"
-        )
-    lines = [
-        "# Written by pillow-variants: CPython's headers come from Debian's python3.X sources.",
-        "Types: deb-src",
-        f"URIs: {debian['uris']}",
-        "Suites: " + " ".join(dict.fromkeys(suites)),
-        "Components: main",
-    ]
-    if debian.get("signed-by"):
-        lines.append(f"Signed-By: {debian['signed-by']}")
-    return "\n".join(lines) + "\n"
-
-
-def ensure_deb_src(progress: Progress = _stderr) -> Path | None:
-    """Enable Debian deb-src (a new file under /etc/apt/sources.list.d/) when it is missing.
-
-    A fresh Debian machine (CI) has only binary entries; ``apt-get source`` needs deb-src. The
-    new entry copies the URIs and Signed-By of the existing Debian entry and lists the suites
-    the pins use. Returns the file written, or None if deb-src was already there.
-    """
-    suites = [p.headers.suite for p in load_pins().values() if p.headers]
-    plan = deb_src_plan(_apt_source_entries(), suites)
-    if plan is None:
-        return None
-    try:
-        DEB_SRC_FILE.write_text(plan, encoding="utf-8")
-    except OSError as exc:
-        raise SourceError(
-            f"cannot enable deb-src ({exc}); as root, write {DEB_SRC_FILE}:\n{plan}"
-        ) from None
-    progress(f"enabled deb-src in {DEB_SRC_FILE}; running apt-get update")
-    _run_apt(["apt-get", "update", "-qq"])
-    return DEB_SRC_FILE
-
-
-def _run_apt(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    if shutil.which(cmd[0]) is None:
-        raise SourceError(
-            f"{cmd[0]} not found: CPython headers are fetched from Debian source packages"
-        )
-    return subprocess.run(
-        cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"}
-    )
-
-
-def _source_versions(package: str) -> list[str]:
-    proc = _run_apt(["apt-cache", "showsrc", package])
-    return re.findall(r"^Version: (\S+)$", proc.stdout, flags=re.M)
-
-
 def fetch_headers_orig(
     pin: HeadersPin, cache_dir: Path | None = None, progress: Progress = _stderr
 ) -> Path:
-    """CPython's upstream tarball (the pinned ``*.orig.tar.*``), fetched with ``apt-get source``.
-
-    The Debian revision pinned may have been superseded in the archive (security updates); any
-    revision of the same upstream version has the same orig tarball, whose sha256 decides.
-    """
+    """CPython's upstream tarball (the pinned ``*.orig.tar.*``), fetched with ``apt-get source``
+    (see :mod:`pillow_variants.aptsrc`) into the SDK cache's downloads."""
     downloads = sdk_cache_dir(cache_dir) / "downloads"
-    path = downloads / pin.orig
-    if not path.is_file():
-        ensure_deb_src(progress)
-        versions = _source_versions(pin.debian_source)
-        if not versions:
-            _run_apt(["apt-get", "update", "-qq"])
-            versions = _source_versions(pin.debian_source)
-        same_upstream = [
-            v for v in versions if v.split(":")[-1].rsplit("-", 1)[0] == pin.upstream_version
-        ]
-        candidates = list(dict.fromkeys([pin.debian_version] + same_upstream))
-        downloads.mkdir(parents=True, exist_ok=True)
-        errors = []
-        for version in candidates:
-            with tempfile.TemporaryDirectory(dir=downloads) as tmp:
-                progress(f"apt-get source --download-only {pin.debian_source}={version}")
-                proc = _run_apt(
-                    ["apt-get", "source", "--download-only", f"{pin.debian_source}={version}"],
-                    Path(tmp),
-                )
-                got = Path(tmp) / pin.orig
-                if proc.returncode == 0 and got.is_file():
-                    _check_hash(got, pin.sha256, pin.orig)
-                    os.replace(got, path)
-                    break
-                errors.append(f"{version}: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
-        else:
-            raise SourceError(
-                f"cannot fetch {pin.orig} from Debian source package {pin.debian_source} "
-                f"(tried {', '.join(candidates)}): {'; '.join(errors)}"
-            )
-    _check_hash(path, pin.sha256, pin.orig)
-    return path
+    return aptsrc.fetch_orig(
+        pin.debian_source, pin.debian_version, pin.orig, pin.sha256, downloads, progress=progress
+    )
 
 
 def extract_headers(orig: Path, dest: Path) -> Path:
