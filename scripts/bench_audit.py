@@ -38,7 +38,7 @@ def in_process(wheel: str, surface: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("wheel")
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--surface", default="nanoserver-ltsc2022")
     args = parser.parse_args(argv)
     audit_cmd = [sys.executable, "-m", "pillow_variants", "audit", args.wheel,

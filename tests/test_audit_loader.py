@@ -254,3 +254,42 @@ def test_usage_errors_exit_2(built, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["audit", "--policy", "lenient", str(built["gui"])])
     assert exc.value.code == 2
+
+
+def test_wheel_members_are_read_ahead_in_order_and_bounded(tmp_path) -> None:
+    """Members are inflated in threads ahead of the parser: order is kept, and no more than
+    ``ahead`` members wait in memory beside the one being parsed."""
+    from pillow_variants.audit import _read_ahead
+
+    names = [f"m{i}.dll" for i in range(7)]
+    wheel = make_wheel(tmp_path / "many-1.0-py3-none-any.whl", {n: n.encode() * 999 for n in names})
+    started: list[str] = []
+
+    class Recording(zipfile.ZipFile):
+        def read(self, name, pwd=None):  # type: ignore[override]
+            started.append(name)
+            return super().read(name, pwd)
+
+    with Recording(wheel) as zf:
+        seen = []
+        for name, data in _read_ahead(zf, names, ahead=2):
+            assert len(started) - len(seen) <= 3  # this one + 2 ahead
+            seen.append(name)
+            assert data == name.encode() * 999
+    assert seen == names == started
+
+
+def test_corrupt_member_error_from_a_reader_thread_is_one_line(built, tmp_path, capsys) -> None:
+    wheel = tmp_path / "pkg-1.0-cp313-cp313-win_amd64.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("pkg/a.pyd", built["good"].read_bytes())
+        zf.writestr("pkg/b.pyd", built["gui"].read_bytes())
+        zf.writestr("pkg-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\n")
+    raw = bytearray(wheel.read_bytes())
+    at = raw.index(b"PE\0\0", raw.index(b"pkg/b.pyd")) + 200  # inside b.pyd's stored bytes
+    raw[at] ^= 0xFF
+    wheel.write_bytes(bytes(raw))
+    assert main(["audit", str(wheel)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "pkg/b.pyd" in err
+    assert "Traceback" not in err

@@ -6,10 +6,14 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
+import threading
 import zipfile
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 from pillow_variants.errors import UserError
@@ -21,6 +25,7 @@ from pillow_variants.surface import load_surface
 
 DEFAULT_SURFACE = "nanoserver-ltsc2022"
 _CPYTHON_TAG = re.compile(r"^cp(\d)(\d+)$")
+_READ_AHEAD = 2  # members inflated ahead of the parser; 2 keeps both cores of a small host busy
 
 
 def _python_dlls(wheel_name: str) -> frozenset[str] | None:
@@ -43,17 +48,61 @@ def _python_dlls(wheel_name: str) -> frozenset[str] | None:
     return frozenset(names) or None
 
 
+class _Inflate(threading.Thread):
+    """Decompress one member in a thread: zlib releases the GIL, so inflating the next
+    modules overlaps with parsing this one (inflating is about half of a wheel's audit)."""
+
+    def __init__(self, zf: zipfile.ZipFile, name: str) -> None:
+        super().__init__(daemon=True)
+        self.zf, self.member = zf, name
+        self.data: bytes | None = None
+        self.exc: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.data = self.zf.read(self.member)  # ZipFile serialises the shared file handle
+        except BaseException as exc:  # re-raised in the caller's thread by result()
+            self.exc = exc
+
+    def result(self) -> bytes:
+        self.join()
+        if self.exc is not None:
+            raise self.exc
+        assert self.data is not None
+        return self.data
+
+
+def _read_ahead(
+    zf: zipfile.ZipFile, members: list[str], ahead: int = _READ_AHEAD
+) -> Iterator[tuple[str, bytes]]:
+    """``(name, bytes)`` of each member in order, with at most ``ahead`` members being inflated
+    in advance: memory stays bounded by a few modules even for wheels of large DLLs."""
+    pending: deque[_Inflate] = deque()
+    todo = iter(members)
+    try:
+        for name in itertools.islice(todo, ahead):
+            pending.append(_Inflate(zf, name))
+        while pending:
+            current = pending.popleft()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(_Inflate(zf, nxt))
+            yield current.member, current.result()
+    finally:  # an error or an abandoned generator: let reads finish before the zip closes
+        for t in pending:
+            t.join()
+
+
 def _open_wheel(path: Path) -> Image:
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
             if not any(re.fullmatch(r"[^/]+\.dist-info/WHEEL", n) for n in names):
                 raise UserError(f"{path}: not a wheel (no .dist-info/WHEEL in the archive)")
-            modules = [
-                Module(n, read_pe(zf.read(n), f"{path.name}:{n}"))
-                for n in sorted(names)
-                if is_pe_name(n) and not n.endswith("/")
-            ]
+            members = sorted(n for n in names if is_pe_name(n) and not n.endswith("/"))
+            with closing(_read_ahead(zf, members)) as contents:
+                modules = [Module(n, read_pe(data, f"{path.name}:{n}")) for n, data in contents]
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
         raise UserError(f"{path}: not a readable wheel ({exc})") from None
     except (OSError, RuntimeError, NotImplementedError) as exc:  # bad CRC, encryption, method

@@ -13,7 +13,7 @@ from typing import Any
 
 from pillow_variants import __version__
 from pillow_variants.errors import EXIT_FINDINGS, EXIT_OK
-from pillow_variants.loader import MESSAGES, Image, ModuleResult
+from pillow_variants.loader import MESSAGES, FunctionResult, Image, ModuleResult
 
 SCHEMA_ID = "pillow-variants-audit-report/1"
 
@@ -94,7 +94,9 @@ class AuditReport:
             "targets": [_target_dict(t) for t in self.targets],
         }
 
-    def to_json(self, indent: int | None = 2) -> str:
+    def to_json(self, indent: int | None = None) -> str:
+        """One line by default: the report lists every bound function (hundreds of kB for a
+        Pillow wheel), and only an unindented dump runs json's C encoder."""
         return json.dumps(self.to_dict(), indent=indent)
 
     def to_text(self, verbose: bool = False) -> str:
@@ -122,31 +124,45 @@ def _module_dict(m: ModuleReport) -> dict[str, Any]:
             "chain": r.load.chain,
             "detail": r.load.detail,
         }
-    imports = []
-    for d in r.imports:
-        entry = asdict(d)
-        entry["sources"] = list(d.sources)
-        entry["functions"] = [
-            {
-                "name": f.name,
-                "ordinal": f.ordinal,
-                "present": f.present,
-                "error": f.error,
-                "basis": f.basis,
-                "detail": f.detail,
-                "sources": list(f.sources),
-                "forwarded_to": f.forwarded_to,
-                "rules": f.rules,
-            }
-            for f in d.functions
-        ]
-        imports.append(entry)
+    # Field by field, not dataclasses.asdict: asdict deep-copies every function of every
+    # import, and the report of one wheel holds thousands of them.
+    imports = [
+        {
+            "name": d.name,
+            "key": d.key,
+            "delay": d.delay,
+            "where": d.where,
+            "present": d.present,
+            "basis": d.basis,
+            "detail": d.detail,
+            "sources": list(d.sources),
+            "resolved_as": d.resolved_as,
+            "error": d.error,
+            "functions": [_function_dict(f) for f in d.functions],
+            "rules": list(d.rules),
+        }
+        for d in r.imports
+    ]
     return {
         "path": r.path,
         "machine": r.machine,
         "load": load,
         "imports": imports,
         "findings": [asdict(f) for f in m.findings],
+    }
+
+
+def _function_dict(f: FunctionResult) -> dict[str, Any]:
+    return {
+        "name": f.name,
+        "ordinal": f.ordinal,
+        "present": f.present,
+        "error": f.error,
+        "basis": f.basis,
+        "detail": f.detail,
+        "sources": list(f.sources),
+        "forwarded_to": f.forwarded_to,
+        "rules": f.rules,
     }
 
 
