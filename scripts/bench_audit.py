@@ -27,7 +27,7 @@ def timed(cmd: list[str]) -> float:
 
 def in_process(wheel: str, surface: str) -> float:
     """The audit alone (no interpreter start, no CLI), after one warm-up run."""
-    from pillow_variants.audit import audit_paths
+    from pillow_variants.audit.engine import audit_paths
 
     audit_paths([wheel], surface=surface).to_json()
     start = time.perf_counter()

@@ -41,9 +41,9 @@ def bench(
 ) -> dict[str, Any]:
     """Build cold into a fresh cache, then warm; return the wall times and per-dependency
     results."""
-    from pillow_variants.deps import DepsBuilder
-    from pillow_variants.recipe import load_recipe
-    from pillow_variants.toolchain_zig import ZigToolchain
+    from pillow_variants.build.deps import DepsBuilder
+    from pillow_variants.recipe.model import load_recipe
+    from pillow_variants.toolchains.zig import ZigToolchain
 
     loaded = load_recipe(recipe)
     times: dict[str, float] = {}

@@ -9,7 +9,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # deb-src for the pinned suites (stdlib only, so it runs before the package is installed)
-$SUDO env PYTHONPATH="$PWD/src" python3 -m pillow_variants.aptsrc --no-update
+$SUDO env PYTHONPATH="$PWD/src" python3 -m pillow_variants.sources.aptsrc --no-update
 $SUDO apt-get update -qq
 # wine + wine64 (with recommends: /usr/bin/wine comes from "wine")
 $SUDO apt-get install -y -qq git patch ca-certificates nasm wine wine64 >/dev/null

@@ -5,7 +5,7 @@ The recipe's upstream URLs (GitHub, SourceForge, ...) are not always reachable; 
 archive is, and Debian keeps each upstream release as an untouched ``*.orig.tar.*`` tarball
 beside its own packaging. This script downloads only those upstream tarballs — never the
 Debian-patched tree — with ``apt-get source --download-only --tar-only NAME=VERSION``
-(:func:`pillow_variants.aptsrc.fetch_orig`), so apt verifies each file against the signed
+(:func:`pillow_variants.sources.aptsrc.fetch_orig`), so apt verifies each file against the signed
 Sources index; then it checks the sha256 pinned below (tests stay stable when Debian moves on).
 zlib-ng is not in Debian: the ``zlib-ng`` sdist on the package index (Python bindings) bundles
 zlib-ng's C tree, which is used instead.
@@ -14,8 +14,8 @@ Output: the tarballs under DEST, and ``--source NAME=PATH`` arguments for
 ``pillow-variants deps build`` — printed, written one per line with ``--args-file``, or as JSON
 with ``--json``.
 
-If deb-src is not enabled, :func:`pillow_variants.aptsrc.ensure_deb_src` enables it (as root;
-``scripts/bootstrap.sh`` does it once for a fresh machine).
+If deb-src is not enabled, :func:`pillow_variants.sources.aptsrc.ensure_deb_src` enables it (as
+root; ``scripts/bootstrap.sh`` does it once for a fresh machine).
 
     python scripts/debian_sources.py --dest /tmp/pv-src --args-file /tmp/pv-src/args.txt
     pillow-variants deps build recipes/upstream.toml $(cat /tmp/pv-src/args.txt)
@@ -36,9 +36,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pillow_variants.aptsrc import check_sha256, fetch_orig
 from pillow_variants.errors import SourceError, UserError
-from pillow_variants.sources import file_sha256, pip_download_command
+from pillow_variants.sources.aptsrc import check_sha256, fetch_orig
+from pillow_variants.sources.fetch import file_sha256, pip_download_command
 
 
 @dataclass(frozen=True)

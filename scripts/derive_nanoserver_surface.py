@@ -48,9 +48,9 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT / "src"))
 
-from pillow_variants.apiset import contract_key  # noqa: E402
+from pillow_variants.audit.apiset import contract_key  # noqa: E402
+from pillow_variants.audit.surface import FORMAT  # noqa: E402
 from pillow_variants.pe import is_pe_name, read_pe  # noqa: E402
-from pillow_variants.surface import FORMAT  # noqa: E402
 
 EMBED_VERSION = "3.13.0"
 

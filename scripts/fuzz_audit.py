@@ -25,11 +25,11 @@ from pathlib import Path
 
 import pefile
 
-from pillow_variants.audit import audit_image, audit_paths
+from pillow_variants.audit.engine import audit_image, audit_paths
+from pillow_variants.audit.loader import Image, Module
+from pillow_variants.audit.policy import load_policy
 from pillow_variants.errors import UserError
-from pillow_variants.loader import Image, Module
 from pillow_variants.pe import is_pe_name, read_pe
-from pillow_variants.policy import load_policy
 
 SURFACE = "nanoserver-ltsc2022"
 _TABLES = ("IMAGE_DIRECTORY_ENTRY_EXPORT", "IMAGE_DIRECTORY_ENTRY_IMPORT",

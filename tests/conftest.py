@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def runtime(cache: Path) -> Path:
     """python.org's embeddable CPython 3.13 (signature-checked), unpacked in the cache."""
-    from pillow_variants import pysdk
+    from pillow_variants.build import pysdk
 
     return pysdk.embed_runtime("3.13", cache)
 
@@ -48,3 +50,21 @@ def debian_sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     sys.modules["debian_sources"] = module
     spec.loader.exec_module(module)
     return module.provide(list(module.DEFAULT), tmp_path_factory.getbasetemp() / "debian-src")
+
+
+#: The official Pillow 13.0.0 cp313 wheel: the negative control of the audit and Wine tests.
+OFFICIAL_WHEEL = "pillow-13.0.0-cp313-cp313-win_amd64.whl"
+OFFICIAL_WHEEL_SHA256 = "9dda0788a9932776a75d8bcc020076edc308ce2508b51f6739a45e3158b3fc42"
+
+
+@pytest.fixture(scope="session")
+def official_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dest = tmp_path_factory.mktemp("wheels")
+    cmd = [sys.executable, "-m", "pip", "download", "--only-binary", ":all:", "--platform"]
+    cmd += ["win_amd64", "--python-version", "3.13", "--no-deps", "pillow==13.0.0", "-d", str(dest)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    wheel = dest / OFFICIAL_WHEEL
+    from pillow_variants.sources.fetch import file_sha256
+
+    assert file_sha256(wheel) == OFFICIAL_WHEEL_SHA256
+    return wheel

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from pillow_variants.audit import audit_paths
+from pillow_variants.audit.engine import audit_paths
 from pillow_variants.pipeline import PipelineReport, build_all
-from pillow_variants.recipe import load_recipe
+from pillow_variants.recipe.model import load_recipe
 from pillow_variants.wheeltools import MANIFEST_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,7 +172,7 @@ def test_upstream_variant_flags_what_the_official_wheel_flags(
 def test_compare_official_vs_nanoserver_lists_what_was_removed(
     nanoserver: PipelineReport, official_wheel: Path
 ) -> None:
-    from pillow_variants.compare import compare_wheels
+    from pillow_variants.release.compare import compare_wheels
 
     ours = next(o.wheel for o in nanoserver.outcomes if o.python == "3.13")
     report = compare_wheels(official_wheel, ours)
@@ -191,7 +191,7 @@ def test_compare_official_vs_nanoserver_lists_what_was_removed(
 def test_same_inputs_and_source_date_epoch_give_a_byte_identical_wheel(
     nanoserver: PipelineReport, tmp_path: Path, debian_sources, zig_cache, epoch
 ) -> None:
-    from pillow_variants.sources import file_sha256
+    from pillow_variants.sources.fetch import file_sha256
 
     first = next(o.wheel for o in nanoserver.outcomes if o.python == "3.13")
     again = _run("nanoserver.toml", ["3.13"], tmp_path / "dist", debian_sources, zig_cache)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from pillow_variants import pysdk
-from pillow_variants.recipe import load_recipe
+from pillow_variants.build import pysdk
+from pillow_variants.recipe.model import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))

@@ -10,6 +10,8 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FINDINGS = 1  # the command ran and found violations (audit, compare, ...)
 EXIT_USAGE = 2  # bad input, usage error, unreadable file, failed precondition
+EXIT_BUILD = 3  # a compiler, linker or other tool failed on good input
+EXIT_INTERRUPTED = 130  # SIGINT (or SIGTERM, mapped to it by the CLI)
 
 
 class UserError(Exception):
@@ -38,3 +40,9 @@ class PatchError(UserError):
 
 class ToolchainError(UserError):
     """A toolchain is not usable on this host."""
+
+
+class BuildError(UserError):
+    """A build step (compiler, linker, build backend) failed on valid input; names its log."""
+
+    exit_code = EXIT_BUILD

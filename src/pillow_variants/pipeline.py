@@ -23,7 +23,7 @@ from typing import Any
 
 from pillow_variants import __version__
 from pillow_variants.errors import EXIT_FINDINGS, EXIT_OK, UserError
-from pillow_variants.recipe import Recipe
+from pillow_variants.recipe.model import Recipe
 
 Progress = Callable[[str], None]
 
@@ -142,7 +142,7 @@ def repair_wheel(wheel: Path, out_dir: Path, progress: Progress = _stderr) -> Pa
 
 def audit_rungs(recipe: Recipe, wheel: Path) -> dict[str, dict[str, Any]]:
     """Run the recipe's audit gate; one rung result per part of the policy that ran."""
-    from pillow_variants.audit import audit_paths
+    from pillow_variants.audit.engine import audit_paths
 
     results: dict[str, dict[str, Any]] = {}
     for rung in AUDIT_RUNGS[recipe.audit.policy]:
@@ -182,7 +182,7 @@ def build_manifest(
     rungs: dict[str, Any],
 ) -> dict[str, Any]:
     """The provenance document embedded in the wheel (schemas/build-manifest.schema.json)."""
-    from pillow_variants.patches import read_patch
+    from pillow_variants.sources.patches import read_patch
 
     sources = {"pillow": pillow_source}
     for name, entry in deps_manifest.get("dependencies", {}).items():
@@ -236,15 +236,18 @@ def build_all(
     """Run every stage for each CPython version of the recipe (or ``pythons``)."""
     import json
 
-    from pillow_variants import build, pysdk, sources, verify, wheeltools
-    from pillow_variants.deps import DepsBuilder
-    from pillow_variants.sbom import build_sbom
-    from pillow_variants.toolchain import get_toolchain
+    from pillow_variants import wheeltools
+    from pillow_variants.build import pillow, pysdk
+    from pillow_variants.build.deps import DepsBuilder
+    from pillow_variants.release.sbom import build_sbom
+    from pillow_variants.sources import fetch
+    from pillow_variants.toolchains import get_toolchain
+    from pillow_variants.verify import ladder
 
     started = time.monotonic()
     overrides = overrides or {}
     # Absolute paths: later stages run tools in other working directories (the source tree).
-    cache_dir = (Path(cache_dir) if cache_dir else sources.default_cache_dir()).resolve()
+    cache_dir = (Path(cache_dir) if cache_dir else fetch.default_cache_dir()).resolve()
     out_dir = Path(out_dir).resolve()
     pythons = pythons or recipe.python
     unknown = [p for p in pythons if p not in recipe.python]
@@ -284,7 +287,7 @@ def build_all(
             continue
         try:
             with tempfile.TemporaryDirectory(prefix="pv-wheel-") as tmp:
-                built = build.run_wheel_build(
+                built = pillow.run_wheel_build(
                     recipe,
                     python,
                     prefix,
@@ -297,15 +300,15 @@ def build_all(
                     progress=progress,
                 )
                 wheel = repair_wheel(built.wheel, Path(tmp) / "repaired", progress)
-                ladder: dict[str, Any] = {}  # verify.record_rung fills ladder["rungs"]
+                evidence: dict[str, Any] = {}  # ladder.record_rung fills evidence["rungs"]
                 for rung, result in audit_rungs(recipe, wheel).items():
-                    verify.record_rung(ladder, rung, result)
+                    ladder.record_rung(evidence, rung, result)
                     progress(f"  audit {rung}: {'pass' if result['passed'] else 'FAIL'}")
-                rungs = ladder.get("rungs", {})
+                rungs = evidence.get("rungs", {})
                 gate_ok = all(r["passed"] for r in rungs.values())
-                if wine and gate_ok and recipe.name in verify.VARIANTS:
-                    verdict = verify.verify_wine(wheel, variant=recipe.name, cache_dir=cache_dir)
-                    verify.record_rung(ladder, "wine", verdict.rung_result())
+                if wine and gate_ok and recipe.name in ladder.VARIANTS:
+                    verdict = ladder.verify_wine(wheel, variant=recipe.name, cache_dir=cache_dir)
+                    ladder.record_rung(evidence, "wine", verdict.rung_result())
                     progress(f"  wine: {'pass' if verdict.passed else 'FAIL'} ({verdict.reason})")
                 manifest = build_manifest(recipe, python, deps_manifest, built.source, rungs)
                 out_dir.mkdir(parents=True, exist_ok=True)

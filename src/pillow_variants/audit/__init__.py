@@ -1,0 +1,5 @@
+"""Stage 5, audit: read every PE's imports and resolve them the way the Windows loader would
+against a surface profile (API sets, forwarders), plus the strict policy; surface capture.
+
+Layers import only downward: see ``tests/test_layers.py``.
+"""

@@ -1,0 +1,313 @@
+"""Simulate the Windows loader on the modules of one target, function by function.
+
+For each static import the loader maps a DLL and then binds every imported function; one DLL
+not found is error 126 (ERROR_MOD_NOT_FOUND), one function not found is error 127
+(ERROR_PROC_NOT_FOUND) — and either fails the whole ``LoadLibrary`` of the module that
+started the load, which Python reports as "DLL load failed while importing X".
+
+Where a DLL name is looked for, in order:
+
+1. API set names (api-ms-*/ext-ms-*) never touch the disk: the surface's schema decides.
+2. The target's own DLLs: the importer's directory, delvewheel's ``<pkg>.libs/`` directories
+   (added with ``os.add_dll_directory`` by the patched ``__init__``), the target's root.
+3. The Python runtime next to python.exe: ``pythonXY.dll``, ``python3.dll``,
+   ``vcruntime140.dll``, ``vcruntime140_1.dll`` (python.org installers and the embeddable zip
+   ship them; Nano Server has no VC++ redistributable of its own).
+4. The surface profile (System32 of the target image).
+
+The target's own DLLs are followed transitively; system DLLs are not (what they import is the
+image's business, already reflected in the profile). Exports that are forwarders are followed
+to their target, and a forwarder to something absent counts as absent.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass, field
+
+from pillow_variants.audit.apiset import is_apiset
+from pillow_variants.audit.surface import DllModel, Resolution, Surface, normalize_dll
+from pillow_variants.pe import ImportedDll, ImportedFunction, PEInfo
+
+ERROR_MOD_NOT_FOUND = 126
+ERROR_PROC_NOT_FOUND = 127
+ERROR_BAD_EXE_FORMAT = 193
+MESSAGES = {
+    ERROR_MOD_NOT_FOUND: "The specified module could not be found",
+    ERROR_PROC_NOT_FOUND: "The specified procedure could not be found",
+    ERROR_BAD_EXE_FORMAT: "%1 is not a valid Win32 application",
+}
+_RUNTIME_FIXED = frozenset({"python3.dll", "vcruntime140.dll", "vcruntime140_1.dll"})
+_PYTHON_DLL = re.compile(r"^python3\d+\.dll$")
+_MAX_FORWARDS = 16
+
+
+@dataclass(frozen=True)
+class Module:
+    """A PE file of the target, by its POSIX path inside the target."""
+
+    path: str
+    info: PEInfo
+
+    @property
+    def directory(self) -> str:
+        return posixpath.dirname(self.path)
+
+    @property
+    def key(self) -> str:
+        return posixpath.basename(self.path).lower()
+
+
+@dataclass
+class Image:
+    """What the loader can see of one target: its PE modules and the runtime it expects.
+
+    ``python_dlls`` restricts which ``pythonXY.dll`` the runtime provides (from the wheel tags:
+    a cp311 wheel gets python311.dll and python3.dll); None accepts any.
+    """
+
+    kind: str
+    path: str
+    modules: list[Module]
+    python_dlls: frozenset[str] | None = None
+
+
+@dataclass
+class Provider:
+    """Where an import name landed: ``wheel`` (a module of the target), ``runtime``,
+    ``surface`` or ``missing``."""
+
+    where: str
+    model: DllModel | None
+    resolution: Resolution
+    module: Module | None = None
+
+    @property
+    def found(self) -> bool:
+        return self.model is not None
+
+
+@dataclass
+class FunctionResult:
+    name: str | None
+    ordinal: int | None
+    present: bool | None  # None: not checked (strict-only audits do not consult a surface)
+    basis: str = ""
+    detail: str = ""
+    sources: tuple[str, ...] = ()
+    forwarded_to: list[str] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.name if self.name is not None else f"#{self.ordinal}"
+
+    @property
+    def error(self) -> int | None:
+        return ERROR_PROC_NOT_FOUND if self.present is False else None
+
+
+@dataclass
+class DllResult:
+    name: str
+    key: str
+    delay: bool
+    where: str
+    present: bool | None
+    basis: str = ""
+    detail: str = ""
+    sources: tuple[str, ...] = ()
+    resolved_as: str = ""
+    error: int | None = None
+    functions: list[FunctionResult] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LoadVerdict:
+    """Whether ``LoadLibrary`` of a module succeeds, and which module in its chain fails."""
+
+    ok: bool
+    error: int | None = None
+    chain: list[str] = field(default_factory=list)
+    detail: str = ""
+
+    @property
+    def message(self) -> str:
+        return MESSAGES.get(self.error or 0, "")
+
+
+@dataclass
+class ModuleResult:
+    path: str
+    machine: str
+    imports: list[DllResult]
+    load: LoadVerdict | None = None
+
+    def first_static_error(self) -> tuple[int, str] | None:
+        for dll in self.imports:
+            if dll.delay:
+                continue
+            if dll.error:
+                return dll.error, f"{dll.name} not found"
+            for fn in dll.functions:
+                if fn.error:
+                    return fn.error, f"{dll.name}!{fn.label}"
+        return None
+
+
+class Loader:
+    """Resolves imports for one :class:`Image` against one surface (or none: strict-only)."""
+
+    def __init__(self, image: Image, surface: Surface | None) -> None:
+        self.image = image
+        self.surface = surface
+        self._by_dir: dict[tuple[str, str], Module] = {
+            (m.directory, m.key): m for m in image.modules
+        }
+        libs = sorted({m.directory for m in image.modules if m.directory.endswith(".libs")})
+        self._extra_dirs = [*libs, ""]
+        self._own_models: dict[str, DllModel] = {}
+        self._runtime = DllModel(
+            "python runtime",
+            any_export=True,
+            basis="runtime",
+            note="ships next to python.exe (functions not checked)",
+        )
+
+    # -- DLL lookup -------------------------------------------------------------------------
+    def find_dll(self, name: str, importer: Module | None) -> Provider:
+        key = normalize_dll(name)
+        if is_apiset(key):
+            return self._from_surface(key, importer)
+        own = self._own(key, importer)
+        if own is not None:
+            return Provider("wheel", self._own_model(own), Resolution(True, "wheel"), own)
+        if self._is_runtime(key):
+            res = Resolution(True, "runtime", self._runtime.note)
+            return Provider("runtime", self._runtime, res)
+        return self._from_surface(key, importer)
+
+    def _own(self, key: str, importer: Module | None) -> Module | None:
+        dirs = [importer.directory] if importer is not None else []
+        for d in [*dirs, *self._extra_dirs]:
+            mod = self._by_dir.get((d, key))
+            if mod is not None:
+                return mod
+        return None
+
+    def _own_model(self, module: Module) -> DllModel:
+        model = self._own_models.get(module.path)
+        if model is None:
+            exp = module.info.exports
+            model = DllModel(
+                module.key,
+                names=frozenset(exp.names),
+                ordinals=exp.ordinals,
+                forwarders=exp.forwarders,
+                basis="wheel",
+                note=f"shipped as {module.path}",
+            )
+            self._own_models[module.path] = model
+        return model
+
+    def _is_runtime(self, key: str) -> bool:
+        if key in _RUNTIME_FIXED:
+            return True
+        if _PYTHON_DLL.match(key):
+            return self.image.python_dlls is None or key in self.image.python_dlls
+        return False
+
+    def _from_surface(self, key: str, importer: Module | None) -> Provider:
+        if self.surface is None:
+            return Provider("system", None, Resolution(True, "unchecked"))
+        model, res = self.surface.find_dll(key, importer.key if importer else "")
+        return Provider("surface" if model else "missing", model, res)
+
+    # -- function binding -------------------------------------------------------------------
+    def bind(self, provider: Provider, fn: ImportedFunction) -> FunctionResult:
+        """Bind one function, following forwarders through any provider."""
+        result = FunctionResult(fn.name, fn.ordinal, None)
+        if provider.model is None:
+            return result
+        current, func = provider, fn
+        for _ in range(_MAX_FORWARDS):
+            assert current.model is not None
+            res = current.model.lookup(func)
+            result.present, result.basis = res.present, res.basis
+            result.detail, result.sources = res.detail, res.sources
+            if not (res.present and res.forward):
+                return result
+            result.forwarded_to.append(res.forward)
+            target_dll, _, target = res.forward.rpartition(".")
+            current = self.find_dll(target_dll or res.forward, provider.module)
+            if current.model is None:
+                if self.surface is None:  # strict-only: forwarders to the system are not checked
+                    result.present = None
+                    return result
+                result.present, result.basis = False, "forwarder"
+                result.detail = f"forwarded to {res.forward}, but {target_dll} is absent"
+                return result
+            func = _forward_target(target)
+        result.present, result.basis, result.detail = False, "forwarder", "forwarder loop"
+        return result
+
+    def resolve_import(self, module: Module, imp: ImportedDll) -> DllResult:
+        provider = self.find_dll(imp.name, module)
+        res = provider.resolution
+        out = DllResult(
+            name=imp.name,
+            key=normalize_dll(imp.name),
+            delay=imp.delay,
+            where=provider.where,
+            present=None if res.basis == "unchecked" else provider.found,
+            basis=res.basis,
+            detail=res.detail,
+            sources=res.sources,
+            resolved_as=provider.module.path if provider.module else "",
+        )
+        if out.present is False:
+            out.error = ERROR_MOD_NOT_FOUND
+        out.functions = [self.bind(provider, fn) for fn in imp.functions]
+        return out
+
+    def resolve_module(self, module: Module) -> ModuleResult:
+        imports = [self.resolve_import(module, imp) for imp in module.info.imports]
+        return ModuleResult(module.path, module.info.machine, imports)
+
+    # -- closure ----------------------------------------------------------------------------
+    def load_verdicts(self, results: dict[str, ModuleResult]) -> None:
+        """Set ``load`` on every result: a module loads only if its whole static closure of
+        own DLLs binds (and has the importer's machine type)."""
+        modules = {m.path: m for m in self.image.modules}
+        for path, result in results.items():
+            result.load = self._verdict(path, results, modules)
+
+    def _verdict(
+        self, root: str, results: dict[str, ModuleResult], modules: dict[str, Module]
+    ) -> LoadVerdict:
+        machine = modules[root].info.machine
+        seen = {root}
+        queue = [[root]]
+        while queue:
+            chain = queue.pop(0)
+            current = results[chain[-1]]
+            if modules[chain[-1]].info.machine != machine:
+                return LoadVerdict(
+                    False, ERROR_BAD_EXE_FORMAT, chain, f"{chain[-1]} is not {machine}"
+                )
+            failure = current.first_static_error()
+            if failure is not None:
+                return LoadVerdict(False, failure[0], chain, failure[1])
+            for dll in current.imports:
+                if not dll.delay and dll.where == "wheel" and dll.resolved_as not in seen:
+                    seen.add(dll.resolved_as)
+                    queue.append([*chain, dll.resolved_as])
+        return LoadVerdict(True)
+
+
+def _forward_target(target: str) -> ImportedFunction:
+    if target.startswith("#") and target[1:].isdigit():
+        return ImportedFunction(None, int(target[1:]))
+    return ImportedFunction(target)

@@ -1,0 +1,498 @@
+"""The dependency builder: recipe → prefix of static libraries, with a build cache.
+
+One builder for every toolchain: for each dependency (in the recipe's ``depends`` order) it
+fetches and extracts the source (:mod:`sources`), applies the recipe's patch set
+(:mod:`patches`), applies the upstream search/replace edits the toolchain's plan keeps, runs
+the plan's commands and copies what the plan installs into a staging prefix. The staging
+prefix is what the cache stores; the shared prefix is assembled from cache entries.
+
+Cache key = sha256 of everything that can change a dependency's output: the source hash (a
+local override is hashed too), the patch hashes, the toolchain's identity (zig version,
+target, nasm/cmake versions), its plan with paths abstracted (options, edits, commands), and
+the cache keys of the dependencies it is built against. So a second run with nothing changed
+compiles nothing, and changing one patch rebuilds that dependency and its dependents only.
+
+The prefix gets ``manifest.json``: per dependency, its source (hash or local-override flag),
+applied patches and their hashes, toolchain and version, options, artifacts with hashes, and
+everything left out (features, edits, whole dependencies) with the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from pillow_variants.sources import fetch
+from pillow_variants.errors import PatchError, UserError
+from pillow_variants.sources.patches import apply_patch_set, read_patch
+from pillow_variants.recipe.model import Recipe, SourceEdit
+from pillow_variants.toolchains.base import BuildPaths, Command, Copy, DepPlan, Toolchain
+
+#: Bump when the builder itself changes what ends up in a staging prefix.
+BUILDER_VERSION = "1"
+MANIFEST = "manifest.json"
+SCHEMA = "pillow-variants-deps-manifest/1"
+REPORT_SCHEMA = "pillow-variants-deps-build/1"
+
+#: Placeholder paths: plans are hashed with these so the cache key does not depend on where
+#: the work directory or the prefix happens to be.
+_KEY_PATHS = BuildPaths(source="@SOURCE", build="@BUILD", stage="@STAGE", prefix="@PREFIX")
+
+
+class BuildFailed(UserError):
+    """A dependency's build command failed; the message names the kept log."""
+
+
+@dataclass
+class DepResult:
+    """What happened to one dependency in one run."""
+
+    name: str
+    status: str  # built | cached | not-built
+    seconds: float = 0.0
+    key: str = ""
+    entry: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BuildReport:
+    prefix: Path
+    toolchain: dict[str, str]
+    results: list[DepResult]
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.prefix / MANIFEST
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": REPORT_SCHEMA,
+            "prefix": str(self.prefix),
+            "manifest": str(self.manifest_path),
+            "toolchain": self.toolchain,
+            "results": [
+                {"name": r.name, "status": r.status, "seconds": round(r.seconds, 2), "key": r.key}
+                for r in self.results
+            ],
+        }
+
+
+def tree_sha256(root: Path) -> str:
+    """A content hash of a directory (relative paths, file bytes, symlink targets), for local
+    source overrides, so editing a local tree invalidates its cache entries."""
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel = Path(dirpath).relative_to(root)
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            h.update(str(rel / name).encode() + b"\0")
+            if p.is_symlink():
+                h.update(b"L" + os.readlink(p).encode())
+            else:
+                with open(p, "rb") as fh:
+                    h.update(hashlib.file_digest(fh, "sha256").digest())
+    return h.hexdigest()
+
+
+def apply_edits(tree: Path, edits: list[SourceEdit]) -> None:
+    """Upstream's search → replace edits; a search text that is not found is an error (as in
+    build_prepare.py's assert), because a silently skipped edit changes the build."""
+    for edit in edits:
+        path = tree / edit.file
+        try:
+            text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        except OSError as exc:
+            raise PatchError(f"upstream edit: cannot read {edit.file}: {exc.strerror}") from None
+        if edit.search not in text:
+            raise PatchError(
+                f"upstream edit of {edit.file}: search text not found: {edit.search[:80]!r}"
+            )
+        path.write_text(
+            text.replace(edit.search, edit.replace), encoding="utf-8", errors="surrogateescape"
+        )
+
+
+def closure(recipe: Recipe, only: list[str] | None) -> list[str]:
+    """The dependencies to process: all, or ``only`` plus what they depend on (transitively),
+    in build order. Dependencies of ``only`` are always processed — usually as cache hits — so
+    the prefix never holds a library built against something absent from it."""
+    order = recipe.build_order()
+    if not only:
+        return order
+    unknown = [n for n in only if n not in recipe.dependencies]
+    if unknown:
+        raise UserError(
+            f"--only {', '.join(unknown)}: no such dependency in {recipe.name} "
+            f"(dependencies: {', '.join(order)})"
+        )
+    wanted: set[str] = set()
+    todo = list(only)
+    while todo:
+        n = todo.pop()
+        if n not in wanted:
+            wanted.add(n)
+            todo += recipe.dependencies[n].depends
+    return [n for n in order if n in wanted]
+
+
+def _copy_into(src: Path, dest: Path) -> list[Path]:
+    """Copy a file or a directory's contents into directory ``dest``; return files written."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if src.is_dir():
+        shutil.copytree(src, dest, dirs_exist_ok=True)
+        return [dest / p.relative_to(src) for p in src.rglob("*") if p.is_file()]
+    shutil.copy2(src, dest / src.name)
+    return [dest / src.name]
+
+
+def run_copy(step: Copy) -> list[Path]:
+    base = Path(step.base)
+    matches = sorted(base.glob(step.pattern))
+    if not matches:
+        raise UserError(f"install: nothing matches {step.pattern} in {base}")
+    if step.rename:
+        if len(matches) != 1:
+            raise UserError(f"install: {step.pattern} matches {len(matches)} files, rename needs 1")
+        Path(step.dest).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(matches[0], Path(step.dest) / step.rename)
+        return [Path(step.dest) / step.rename]
+    out: list[Path] = []
+    for m in matches:
+        out += _copy_into(m, Path(step.dest))
+    return out
+
+
+def file_entry(path: Path, root: Path) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    return {
+        "path": path.relative_to(root).as_posix(),
+        "sha256": digest,
+        "size": path.stat().st_size,
+    }
+
+
+class DepsBuilder:
+    """Builds a recipe's dependencies into ``prefix`` with one toolchain."""
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        toolchain: Toolchain,
+        prefix: Path,
+        *,
+        cache_dir: Path | None = None,
+        overrides: dict[str, Path] | None = None,
+        allow_unpinned: bool = False,
+        jobs: int = 2,
+        progress: TextIO | None = None,
+    ) -> None:
+        self.recipe = recipe
+        self.toolchain = toolchain
+        self.prefix = Path(prefix).resolve()
+        self.cache_dir = Path(cache_dir or fetch.default_cache_dir()).resolve()
+        self.overrides = overrides or {}
+        self.allow_unpinned = allow_unpinned
+        self.jobs = max(1, jobs)
+        self.progress = progress if progress is not None else sys.stderr
+        fetch.check_overrides(recipe, self.overrides)
+        self.keys: dict[str, str] = {}
+        self.env: dict[str, str] = {}
+        self._previous: dict[str, Any] = {}
+
+    # -- paths -------------------------------------------------------------------------------
+
+    @property
+    def toolchain_dir(self) -> Path:
+        return self.cache_dir / "toolchains" / self.toolchain.name
+
+    def entry_dir(self, name: str, key: str) -> Path:
+        return self.cache_dir / "deps" / f"{name}-{key[:20]}"
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.progress, flush=True)
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def build(self, only: list[str] | None = None) -> BuildReport:
+        self.toolchain.check_host()  # before anything is fetched or written
+        names = closure(self.recipe, only)
+        self.env = {**os.environ, **self.toolchain.setup(str(self.toolchain_dir))}
+        identity = self.toolchain.identity()
+        for sub in ("include", "lib", "licenses"):
+            (self.prefix / sub).mkdir(parents=True, exist_ok=True)
+        self._previous = self._read_manifest().get("dependencies", {})
+        results: list[DepResult] = []
+        missing: dict[str, str] = {}
+        for i, name in enumerate(names, 1):
+            dep = self.recipe.dependencies[name]
+            label = f"[{i}/{len(names)}] {name} {dep.version}"
+            start = time.monotonic()
+            absent = [d for d in dep.depends if d in missing]
+            if absent:
+                why = f"needs {', '.join(absent)}, which was not built"
+                missing[name] = why
+                results.append(self._not_built(name, why, identity))
+                self._say(f"{label}: not built ({why})")
+                continue
+            plan = self.toolchain.plan(self.recipe, name, _KEY_PATHS, self.jobs)
+            if plan.unbuildable:
+                missing[name] = plan.unbuildable
+                results.append(self._not_built(name, plan.unbuildable, identity, plan))
+                self._say(f"{label}: not built with {self.toolchain.name} ({plan.unbuildable})")
+                continue
+            self._say(f"{label}: ...")
+            result = self._build_one(name, plan, identity)
+            result.seconds = time.monotonic() - start
+            result.entry["seconds"] = round(result.seconds, 2)
+            results.append(result)
+            self._say(f"{label}: {result.status} in {result.seconds:.1f}s")
+        report = BuildReport(self.prefix, identity, results)
+        self._write_manifest(report)
+        return report
+
+    def _not_built(
+        self, name: str, reason: str, identity: dict[str, str], plan: DepPlan | None = None
+    ) -> DepResult:
+        dep = self.recipe.dependencies[name]
+        entry = {
+            "name": name,
+            "project": dep.project,
+            "version": dep.version,
+            "status": "not-built",
+            "reason": reason,
+            "in_wheel": dep.in_wheel,
+            "toolchain": identity,
+            "build_system": plan.build_system if plan else dep.build_system,
+        }
+        return DepResult(name, "not-built", entry=entry)
+
+    def _key(
+        self,
+        name: str,
+        plan: DepPlan,
+        src_hash: str,
+        patch_hashes: list[str],
+        extra: dict[str, str],
+    ) -> str:
+        dep = self.recipe.dependencies[name]
+        material = {
+            "builder": BUILDER_VERSION,
+            "dependency": {"name": name, "project": dep.project, "version": dep.version},
+            "source": src_hash,
+            "patches": patch_hashes,
+            "extra_sources": extra,
+            "toolchain": self.toolchain.identity(),
+            "plan": plan.to_dict(),
+            "depends": {d: self.keys[d] for d in dep.depends},
+        }
+        blob = json.dumps(material, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def _fetch(self, component: str) -> tuple[fetch.FetchedSource, str]:
+        fetched = fetch.fetch_source(
+            self.recipe,
+            component,
+            cache_dir=self.cache_dir,
+            overrides=self.overrides,
+            allow_unpinned=self.allow_unpinned,
+        )
+        digest = fetched.sha256 or tree_sha256(fetched.path)
+        return fetched, digest
+
+    def _build_one(self, name: str, key_plan: DepPlan, identity: dict[str, str]) -> DepResult:
+        fetched, src_hash = self._fetch(name)
+        patch_files = self.recipe.patch_files(name)
+        patches = [read_patch(p) for p in patch_files]
+        extra = {c: self._fetch(c) for c in key_plan.extra_sources}
+        key = self._key(
+            name,
+            key_plan,
+            src_hash,
+            [p.sha256 for p in patches],
+            {c: h for c, (_, h) in extra.items()},
+        )
+        self.keys[name] = key
+        entry_dir = self.entry_dir(name, key)
+        entry_file = entry_dir / "entry.json"
+        if entry_file.is_file() and (entry_dir / "stage").is_dir():
+            entry = json.loads(entry_file.read_text())
+            entry["status"] = "cached"
+            self._install(name, entry_dir / "stage", entry)
+            return DepResult(name, "cached", key=key, entry=entry)
+
+        work = self.cache_dir / "work" / f"{name}-{key[:20]}"
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+        log = work / "build.log"
+        tree = fetch.extract_source(fetched, work / "src")
+        applied = apply_patch_set(tree, patch_files)
+        extra_paths = {}
+        for comp, (fs, _) in extra.items():
+            extra_tree = fetch.extract_source(fs, work / f"extra-{comp}")
+            apply_patch_set(extra_tree, self.recipe.patch_files(comp))
+            extra_paths[comp] = str(extra_tree)
+        paths = BuildPaths(
+            source=str(tree),
+            build=str(work / "build"),
+            stage=str(work / "stage"),
+            prefix=str(self.prefix),
+            extra_sources=extra_paths,
+        )
+        plan = self.toolchain.plan(self.recipe, name, paths, self.jobs)
+        apply_edits(tree, plan.edits)
+        Path(paths.build).mkdir()
+        stage = Path(paths.stage)
+        stage.mkdir()
+        with open(log, "w") as fh:
+            for step in plan.steps:
+                if isinstance(step, Command):
+                    self._run(name, step, fh, log)
+                else:
+                    fh.write(f"# copy {step.base}/{step.pattern} -> {step.dest}\n")
+                    run_copy(step)
+        entry = self._entry(name, plan, fetched, src_hash, applied, key, stage, identity)
+        # Publish the cache entry atomically: a crash never leaves a half entry behind.
+        entry_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".entry-", dir=entry_dir.parent))
+        shutil.move(str(stage), tmp / "stage")
+        shutil.copy2(log, tmp / "build.log")
+        entry["log"] = str(entry_dir / "build.log")
+        (tmp / "entry.json").write_text(json.dumps(entry, indent=2))
+        if entry_dir.exists():
+            shutil.rmtree(entry_dir)
+        os.rename(tmp, entry_dir)
+        shutil.rmtree(work)
+        self._install(name, entry_dir / "stage", entry)
+        return DepResult(name, "built", key=key, entry=entry)
+
+    def _install(self, name: str, stage: Path, entry: dict[str, Any]) -> None:
+        """Copy a staging prefix into the prefix, first removing files an earlier build of
+        this dependency installed that the new one does not (no stale libraries)."""
+        old = self._previous.get(name, {}).get("files", [])
+        for rel in set(old) - set(entry.get("files", [])):
+            (self.prefix / rel).unlink(missing_ok=True)
+        shutil.copytree(stage, self.prefix, dirs_exist_ok=True)
+
+    def _run(self, name: str, cmd: Command, fh: TextIO, log: Path) -> None:
+        fh.write(f"$ {cmd.display()}\n")
+        fh.flush()
+        env = dict(self.env)
+        for var, value in cmd.env:
+            env[var] = value + os.pathsep + env[var] if env.get(var) else value
+        try:
+            proc = subprocess.run(
+                cmd.argv,
+                cwd=cmd.cwd,
+                env=env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        except OSError as exc:
+            raise BuildFailed(
+                f"{name}: cannot run {cmd.argv[0]}: {exc.strerror}; log: {log}"
+            ) from None
+        if proc.returncode != 0:
+            tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-15:])
+            self._say(f"--- last lines of {log} ---\n{tail}---")
+            raise BuildFailed(
+                f"{name}: {Path(cmd.argv[0]).name} {cmd.argv[1] if len(cmd.argv) > 1 else ''} "
+                f"failed (exit {proc.returncode}); full log kept at {log}"
+            )
+
+    def _entry(
+        self,
+        name: str,
+        plan: DepPlan,
+        fetched: fetch.FetchedSource,
+        src_hash: str,
+        applied: list[Any],
+        key: str,
+        stage: Path,
+        identity: dict[str, str],
+    ) -> dict[str, Any]:
+        dep = self.recipe.dependencies[name]
+        source = fetched.manifest_entry()
+        source["content_sha256"] = src_hash
+        files = sorted(p for p in stage.rglob("*") if p.is_file())
+        return {
+            "name": name,
+            "project": dep.project,
+            "version": dep.version,
+            "status": "built",
+            "in_wheel": dep.in_wheel,
+            "cache_key": key,
+            "source": source,
+            "local_override": fetched.local,
+            "patches": [p.to_dict() for p in applied],
+            "toolchain": identity,
+            "build_system": plan.build_system,
+            "options": plan.options,
+            "upstream_edits": [
+                {"file": e.file, "search": e.search, "replace": e.replace} for e in plan.edits
+            ],
+            "skipped_edits": [s.to_dict() for s in plan.skipped_edits],
+            "skipped_features": [s.to_dict() for s in plan.skipped_features],
+            "notes": plan.notes,
+            "commands": plan.to_dict()["commands"],
+            "depends": {d: self.keys[d] for d in dep.depends},
+            "artifacts": [
+                file_entry(p, stage) for p in files if p.parts[len(stage.parts)] == "lib"
+            ],
+            "headers": sum(1 for p in files if p.parts[len(stage.parts)] == "include"),
+            "files": [p.relative_to(stage).as_posix() for p in files],
+            "licenses": [
+                p.relative_to(stage).as_posix()
+                for p in files
+                if p.parts[len(stage.parts)] == "licenses"
+            ],
+        }
+
+    def _read_manifest(self) -> dict[str, Any]:
+        path = self.prefix / MANIFEST
+        try:
+            data = json.loads(path.read_text()) if path.is_file() else {}
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _write_manifest(self, report: BuildReport) -> None:
+        path = self.prefix / MANIFEST
+        old = self._read_manifest()
+        deps = old.get("dependencies", {}) if old.get("toolchain") == report.toolchain else {}
+        for r in report.results:
+            deps[r.name] = r.entry
+        manifest = {
+            "schema": SCHEMA,
+            "recipe": self.recipe.name,
+            "recipe_path": str(self.recipe.path),
+            "toolchain": report.toolchain,
+            "dependencies": {n: deps[n] for n in self.recipe.build_order() if n in deps},
+        }
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+        os.replace(tmp, path)
+
+
+def build_deps(
+    recipe: Recipe,
+    toolchain: Toolchain,
+    prefix: Path,
+    *,
+    only: list[str] | None = None,
+    **kwargs: Any,
+) -> BuildReport:
+    """Build (or take from the cache) the recipe's dependencies into ``prefix``."""
+    return DepsBuilder(recipe, toolchain, prefix, **kwargs).build(only)

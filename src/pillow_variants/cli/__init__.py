@@ -1,0 +1,89 @@
+"""The ``pillow-variants`` command line.
+
+One module per command, ``main_<command>.py`` (the auditwheel layout), listed in
+:data:`COMMANDS`. Each defines ``COMMAND``, ``HELP`` and ``configure(parser)``, and either
+``run(args) -> int`` or subcommands (``options.add_subcommands``) that set their own. Only the
+requested command's module is imported: start-up time matters (``audit`` is benchmarked
+against ``delvewheel show``).
+
+Exit codes (:mod:`pillow_variants.errors`): 0 ok, 1 verification failed (findings), 2 usage or
+input error, 3 build or tool failure, 130 interrupted (SIGINT/SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from types import ModuleType
+
+from pillow_variants import __version__, _log
+from pillow_variants.cli.options import verbosity_options
+from pillow_variants.errors import EXIT_INTERRUPTED, UserError
+
+#: Every command, in pipeline order.
+COMMANDS = (
+    "recipe",
+    "features",
+    "upstream",
+    "sources",
+    "patches",
+    "deps",
+    "sdk",
+    "build",
+    "cibw",
+    "audit",
+    "surface",
+    "verify",
+    "compare",
+    "publish",
+)
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(f"pillow_variants.cli.main_{name}")
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    argv = sys.argv[1:] if argv is None else argv
+    common = verbosity_options()
+    parser = argparse.ArgumentParser(
+        prog="pillow-variants",
+        parents=[common],
+        description="Build variants of Pillow's Windows wheels from recipes and patch sets, "
+        "prove what they load against (audit, Wine, containers), and publish them.",
+        epilog="exit codes: 0 ok, 1 verification failed, 2 usage/input error, "
+        "3 build/tool failure, 130 interrupted",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    first = next((a for a in argv if not a.startswith("-")), None)
+    names = [first] if first in COMMANDS else list(COMMANDS)  # all for help and usage errors
+    for name in names:
+        module = _module(name)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP, parents=[common])
+        module.configure(p)
+        if hasattr(module, "run"):
+            p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    _log.setup(-1 if getattr(args, "quiet", False) else getattr(args, "verbose", 0))
+    try:
+        return int(args._run(args))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

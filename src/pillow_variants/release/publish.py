@@ -1,0 +1,389 @@
+"""Publish variant wheels to a package index, and prove the index serves exactly those bytes.
+
+A variant is only useful if ``pip install pillow==13.0.0+nanoserver --index-url …`` gets the
+wheel that passed the checks. So publishing is a sequence of refusals and proofs:
+
+1. every wheel's build manifest must show the required rungs passed (strict, surface, wine by
+   default); an override (``allow_missing`` / ``force``) is allowed but recorded in the publish
+   log next to the wheel and in the JSON result;
+2. the wheel is audited once more right before upload (the audit library API), so a wheel
+   edited after its build cannot slip through;
+3. the index is asked for the file first: the same sha256 already there is a no-op, a different
+   file under the same name is an error (indexes never let a file be replaced);
+4. upload with twine (a subprocess; credentials in its environment, never on its command line);
+5. the file is downloaded back through the simple API and its sha256 compared.
+
+Every message that can contain a URL or tool output is scrubbed of credentials first.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pillow_variants.errors import UserError
+from pillow_variants.release.index import (
+    Credentials,
+    SimpleIndex,
+    scrub,
+    secrets_of,
+    simple_url_for,
+)
+from pillow_variants.sources.fetch import file_sha256
+from pillow_variants.wheeltools import MANIFEST_NAME, dumps_json, read_manifest, wheel_project
+
+#: The rungs of the verification ladder a build manifest can record.
+RUNGS = ("strict", "surface", "wine", "container")
+#: What must have passed before a wheel may be published (``container`` needs Windows).
+DEFAULT_REQUIRED_RUNGS = ("strict", "surface", "wine")
+LOG_SUFFIX = ".publish.json"
+
+Progress = Callable[[str], None]
+
+
+class PublishRefused(UserError):
+    """A wheel does not meet the publishing preconditions; nothing was uploaded."""
+
+
+@dataclass
+class PublishResult:
+    """What happened to one wheel; also the content of its publish log."""
+
+    wheel: str
+    filename: str
+    sha256: str
+    status: str  # "uploaded", "already-present", "refused", "failed", "not-attempted"
+    repository_url: str
+    index_url: str
+    required_rungs: list[str]
+    rungs: dict[str, Any] | None
+    missing_rungs: dict[str, str] = field(default_factory=dict)  # rung → why it is not "passed"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    audit: dict[str, Any] | None = None
+    verified: dict[str, Any] | None = None
+    reason: str = ""
+    log: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def manifest_rungs(manifest: dict[str, Any]) -> Any:
+    """The manifest's rung table, as verify.record_rung writes it."""
+    return manifest.get("rungs")
+
+
+def rung_problems(manifest: dict[str, Any] | None, required: Sequence[str]) -> dict[str, str]:
+    """For each required rung that did not pass: why (missing, failed, not run, no manifest)."""
+    if manifest is None:
+        return dict.fromkeys(required, f"the wheel has no {MANIFEST_NAME}")
+    rungs = manifest_rungs(manifest)
+    if not isinstance(rungs, dict):
+        return dict.fromkeys(required, "the manifest has no 'rungs' table")
+    problems: dict[str, str] = {}
+    for rung in required:
+        entry = rungs.get(rung)
+        if entry is None:
+            problems[rung] = "not recorded"
+        elif not isinstance(entry, dict) or "passed" not in entry:
+            problems[rung] = "recorded without a 'passed' value"
+        elif entry["passed"] is not True:
+            detail = entry.get("detail") or entry.get("summary") or ""
+            problems[rung] = "failed" + (f": {detail}" if detail else "")
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# The pre-upload audit
+
+
+def audit_before_upload(wheel: Path, manifest: dict[str, Any] | None) -> dict[str, Any]:
+    """Audit ``wheel`` with the audit library against the target its recipe names.
+
+    The surface and policy mode come from the manifest's ``recipe.audit`` (what the build
+    audited against); without one, the audit's defaults (nanoserver, both) apply. Returns a
+    summary dict.
+    """
+    from pillow_variants.audit import engine
+
+    target = ((manifest or {}).get("recipe") or {}).get("audit") or {}
+    policy = target.get("policy") or "both"
+    surface = target.get("surface") or engine.DEFAULT_SURFACE
+    report = engine.audit_paths([wheel], surface=surface, policy=policy)
+    first = [
+        f.message
+        for t in report.targets
+        for m in t.modules
+        for f in m.findings
+        if f.severity == "error"
+    ][:3]
+    summary = f"{report.errors} error(s), {report.warnings} warning(s)"
+    if first:
+        summary += ": " + "; ".join(first)
+    return {
+        "passed": report.errors == 0,
+        "surface": surface if policy != "strict" else None,
+        "policy": policy,
+        "errors": report.errors,
+        "warnings": report.warnings,
+        "summary": summary,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# twine
+
+
+def twine_command(repository_url: str, wheel: Path) -> list[str]:
+    """The upload command: no credentials in it (they go through the environment)."""
+    return [
+        sys.executable,
+        "-m",
+        "twine",
+        "upload",
+        "--non-interactive",
+        "--disable-progress-bar",
+        "--repository-url",
+        repository_url,
+        str(wheel),
+    ]
+
+
+def twine_environment(credentials: Credentials | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "200", "PYTHONIOENCODING": "utf-8"})
+    if credentials is not None:
+        env["TWINE_USERNAME"] = credentials.username
+        env["TWINE_PASSWORD"] = credentials.password
+    return env
+
+
+_HTTP_STATUS_RE = re.compile(r"\b(4\d\d|5\d\d)\b[ :]*([A-Za-z][A-Za-z ]+)?")
+
+
+def _upload_failure(output: str, filename: str) -> str:
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    errors = [re.sub(r"^ERROR\s+", "", ln) for ln in lines if ln.startswith("ERROR")]
+    errors = errors or [ln for ln in lines if "Error" in ln or "HTTP" in ln] or lines[-3:]
+    message = " ".join(errors)[:600]
+    hint = ""
+    match = _HTTP_STATUS_RE.search(message)
+    if match and match.group(1) in ("401", "403"):
+        hint = (
+            " — the index refused the credentials (TWINE_USERNAME/TWINE_PASSWORD, .pypirc,"
+            " keyring, or user:password in the URL)"
+        )
+    return f"upload of {filename} failed: {message}{hint}"
+
+
+def upload(
+    wheel: Path, repository_url: str, credentials: Credentials | None, *, timeout: float = 600
+) -> str:
+    """Run twine; return its scrubbed output, raise ``UserError`` (scrubbed) on failure."""
+    secrets = secrets_of(credentials)
+    try:
+        proc = subprocess.run(
+            twine_command(repository_url, wheel),
+            env=twine_environment(credentials),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise UserError(f"upload of {wheel.name} timed out after {timeout:.0f} s") from None
+    output = scrub(proc.stdout or "", secrets)
+    if proc.returncode != 0:
+        if "No module named twine" in output:
+            raise UserError("twine is not installed (pip install twine)")
+        raise UserError(scrub(_upload_failure(output, wheel.name), secrets))
+    return output
+
+
+# --------------------------------------------------------------------------------------------
+# The whole flow
+
+
+def _log_path(wheel: Path) -> Path:
+    return wheel.with_name(wheel.name + LOG_SUFFIX)
+
+
+def write_log(result: PublishResult, wheel: Path) -> None:
+    """The publish log beside the wheel: what was required, what was overridden, what happened."""
+    path = _log_path(wheel)
+    result.log = str(path)
+    data = result.to_dict()
+    data["time"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    path.write_bytes(dumps_json(data))
+
+
+def _prepare(
+    wheel: Path,
+    repository_url: str,
+    index_url: str,
+    required: list[str],
+    allow_missing: set[str],
+    force: bool,
+) -> PublishResult:
+    manifest = read_manifest(wheel)
+    problems = rung_problems(manifest, required)
+    overridden = sorted(r for r in problems if force or r in allow_missing)
+    result = PublishResult(
+        wheel=str(wheel),
+        filename=wheel.name,
+        sha256=file_sha256(wheel),
+        status="not-attempted",
+        repository_url=repository_url,
+        index_url=index_url,
+        required_rungs=list(required),
+        rungs=manifest_rungs(manifest) if manifest is not None else None,
+        missing_rungs=problems,
+        overrides={
+            "allow_missing_rungs": sorted(allow_missing),
+            "force": force,
+            "overridden_rungs": overridden,
+        },
+    )
+    blocking = {r: why for r, why in problems.items() if r not in overridden}
+    if blocking:
+        result.status = "refused"
+        listed = "; ".join(f"{r}: {why}" for r, why in blocking.items())
+        result.reason = (
+            f"required rungs not passed ({listed}); run them, or override with "
+            f"--allow-missing-rungs {' '.join(blocking)} (recorded in the publish log)"
+        )
+        return result
+    audit = audit_before_upload(wheel, manifest)
+    result.audit = audit
+    if not audit.get("passed"):
+        if force:
+            result.overrides["audit_failed"] = True
+        else:
+            result.status = "refused"
+            result.reason = f"the pre-upload audit failed: {audit.get('summary', '')}".rstrip(": ")
+    return result
+
+
+def publish(
+    wheels: Sequence[Path],
+    repository_url: str,
+    *,
+    index_url: str | None = None,
+    required_rungs: Sequence[str] = DEFAULT_REQUIRED_RUNGS,
+    allow_missing: Sequence[str] = (),
+    force: bool = False,
+    credentials: Credentials | None = None,
+    progress: Progress | None = None,
+) -> list[PublishResult]:
+    """Check, upload and verify ``wheels``; return one result per wheel.
+
+    All wheels are checked before any is uploaded: if one is refused, nothing is uploaded,
+    every wheel gets a log, and ``PublishRefused`` (exit 2) names the refused ones.
+    ``repository_url`` must not carry credentials (see :func:`index.resolve_credentials`).
+    """
+    say = progress or (lambda _msg: None)
+    secrets = secrets_of(credentials)
+    unknown = sorted(set(required_rungs) - set(RUNGS)) + sorted(set(allow_missing) - set(RUNGS))
+    if unknown:
+        raise UserError(f"unknown rung(s) {', '.join(unknown)} (rungs: {', '.join(RUNGS)})")
+    index_url = index_url or simple_url_for(repository_url)
+    paths = [Path(w) for w in wheels]
+    for p in paths:
+        if not p.is_file():
+            raise UserError(f"{p}: no such wheel")
+        wheel_project(p.name)  # a clear error for a file that is not named like a wheel
+
+    results = [
+        _prepare(p, repository_url, index_url, list(required_rungs), set(allow_missing), force)
+        for p in paths
+    ]
+    refused = [r for r in results if r.status == "refused"]
+    if refused:
+        for r, p in zip(results, paths, strict=True):
+            write_log(r, p)
+        raise PublishRefused(
+            "; ".join(f"{r.filename}: {r.reason}" for r in refused) + " — nothing was uploaded"
+        )
+
+    index = SimpleIndex(index_url, credentials)
+    try:
+        for r, p in zip(results, paths, strict=True):
+            try:
+                _publish_one(r, p, index, repository_url, credentials, say)
+            except UserError as exc:
+                message = scrub(str(exc), secrets)
+                r.reason = r.reason or message
+                r.status = "refused" if r.status == "refused" else "failed"
+                raise UserError(message) from None
+    finally:
+        for r, p in zip(results, paths, strict=True):
+            if r.status != "not-attempted":
+                write_log(r, p)
+    return results
+
+
+def _publish_one(
+    result: PublishResult,
+    wheel: Path,
+    index: SimpleIndex,
+    repository_url: str,
+    credentials: Credentials | None,
+    say: Progress,
+) -> None:
+    project = wheel_project(wheel.name)
+    if result.overrides["overridden_rungs"]:
+        say(
+            f"{wheel.name}: publishing without passed rungs "
+            f"{', '.join(result.overrides['overridden_rungs'])} (override recorded)"
+        )
+    existing = index.find(project, wheel.name)
+    if existing is not None:
+        remote = existing.sha256 or _sha256(index.download(existing))
+        if remote != result.sha256:
+            result.status = "refused"
+            result.reason = (
+                f"the index already has a different {wheel.name} (sha256 {remote}, local "
+                f"{result.sha256}); a published file cannot be replaced — rebuild with a new "
+                "build tag or remove it from the index"
+            )
+            raise UserError(f"{wheel.name}: {result.reason}")
+        say(f"{wheel.name}: already on the index with the same sha256; nothing to upload")
+        result.status = "already-present"
+    else:
+        say(f"{wheel.name}: uploading to {repository_url}" + _creds_note(credentials))
+        upload(wheel, repository_url, credentials)
+        result.status = "uploaded"
+
+    listed = index.find(project, wheel.name)
+    if listed is None:
+        raise UserError(
+            f"{wheel.name}: uploaded, but {index.project_url(project)} does not list it"
+        )
+    got = _sha256(index.download(listed))
+    if got != result.sha256:
+        raise UserError(
+            f"{wheel.name}: the index serves different bytes (sha256 {got}, uploaded "
+            f"{result.sha256})"
+        )
+    result.verified = {"url": scrub(listed.url), "sha256": got, "index_sha256": listed.sha256}
+    say(f"{wheel.name}: verified — downloaded back from {index.url}, sha256 matches")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _creds_note(credentials: Credentials | None) -> str:
+    if credentials is None:
+        return " (credentials: twine's own lookup)"
+    return f" (credentials from {credentials.origin}, user {credentials.username})"

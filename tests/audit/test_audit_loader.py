@@ -1,0 +1,298 @@
+"""Loader simulation, report and CLI on wheels/PE files built here with zig."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from pefactory import build_pe, set_machine
+from pillow_variants.audit.engine import audit_paths
+from pillow_variants.cli import main
+
+SCHEMA = json.loads(
+    (resources.files("pillow_variants") / "schemas" / "audit-report.schema.json").read_text()
+)
+
+
+def validate(report_json: str) -> dict:
+    data = json.loads(report_json)
+    jsonschema.Draft202012Validator(SCHEMA).validate(data)
+    return data
+
+
+def make_wheel(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        zf.writestr("pkg-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nTag: cp313-cp313-win_amd64\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("loader")
+    return {
+        # vendored by delvewheel into pkg.libs/, name-mangled
+        "dep": build_pe(
+            d,
+            "libdep-0a1b2c3d.dll",
+            exports=["dep_ok"],
+            forwarders={"dep_fwd_ok": "KERNEL32.Sleep", "dep_fwd_bad": "gdiplus.GdipAlloc"},
+            imports={"KERNEL32.dll": ["Sleep"]},
+        ),
+        "good": build_pe(
+            d,
+            "good.pyd",
+            imports={
+                "libdep-0a1b2c3d.dll": ["dep_ok", "dep_fwd_ok"],
+                "python313.dll": ["PyModule_Create2"],
+                "VCRUNTIME140.dll": ["memcpy"],
+                "api-ms-win-crt-runtime-l1-1-0.dll": ["_initterm"],
+                "KERNEL32.dll": ["CloseHandle", "CreateFileW"],
+            },
+            delay={"USER32.dll": ["MessageBoxW", "CreateWindowExW"]},
+        ),
+        "bad127": build_pe(
+            d, "bad127.pyd", exports=["bad_api"], imports={"libdep-0a1b2c3d.dll": ["dep_missing"]}
+        ),
+        "badfwd": build_pe(d, "badfwd.pyd", imports={"libdep-0a1b2c3d.dll": ["dep_fwd_bad"]}),
+        "bad126": build_pe(d, "bad126.pyd", imports={"MSVCP140.dll": ["_Thrd_yield"]}),
+        "gui": build_pe(
+            d,
+            "gui.pyd",
+            imports={
+                "KERNEL32.dll": ["CreateFileMappingA", "GlobalLock", "GetStartupInfoA"],
+                "GDI32.dll": ["BitBlt"],
+            },
+        ),
+        "chain": build_pe(d, "chain.pyd", imports={"bad127.pyd": ["bad_api"]}),
+        "x86dep": set_machine(build_pe(d, "x86dep.dll", exports=["f"]), 0x014C),
+        "usesx86": build_pe(d, "usesx86.pyd", imports={"x86dep.dll": ["f"]}),
+    }
+
+
+def _module(report: dict, path: str) -> dict:
+    mods = [m for t in report["targets"] for m in t["modules"] if m["path"] == path]
+    assert len(mods) == 1, path
+    return mods[0]
+
+
+def _fn(module: dict, dll: str, fn: str) -> dict:
+    for d in module["imports"]:
+        if d["name"] == dll:
+            for f in d["functions"]:
+                if f["name"] == fn:
+                    return f
+    raise AssertionError(f"{dll}!{fn} not imported by {module['path']}")
+
+
+def test_clean_wheel_resolves_libs_runtime_and_forwarders(built, tmp_path) -> None:
+    wheel = make_wheel(
+        tmp_path / "pkg-1.0-cp313-cp313-win_amd64.whl",
+        {
+            "pkg/good.cp313-win_amd64.pyd": built["good"].read_bytes(),
+            "pkg.libs/libdep-0a1b2c3d.dll": built["dep"].read_bytes(),
+        },
+    )
+    report = audit_paths([wheel], surface="nanoserver-ltsc2022", policy="both")
+    data = validate(report.to_json())
+    assert report.exit_code == 0, report.to_text()
+    good = _module(data, "pkg/good.cp313-win_amd64.pyd")
+    assert good["load"]["ok"] is True
+    dep = next(d for d in good["imports"] if d["name"] == "libdep-0a1b2c3d.dll")
+    assert dep["where"] == "wheel" and dep["resolved_as"] == "pkg.libs/libdep-0a1b2c3d.dll"
+    assert _fn(good, "libdep-0a1b2c3d.dll", "dep_fwd_ok")["forwarded_to"] == ["KERNEL32.Sleep"]
+    assert {d["name"]: d["where"] for d in good["imports"]}["python313.dll"] == "runtime"
+    # Delay-loaded USER32: warnings only, with the function named.
+    warnings = [f for f in good["findings"] if f["severity"] == "warning"]
+    assert {f["function"] for f in warnings if f["kind"] == "surface"} == {"CreateWindowExW"}
+    assert data["summary"]["warnings"] >= 1 and data["summary"]["errors"] == 0
+
+
+def test_wrong_python_dll_for_the_wheel_tag_is_126(built, tmp_path) -> None:
+    wheel = make_wheel(
+        tmp_path / "pkg-1.0-cp311-cp311-win_amd64.whl",
+        {
+            "pkg/good.pyd": built["good"].read_bytes(),
+            "pkg.libs/libdep-0a1b2c3d.dll": built["dep"].read_bytes(),
+        },
+    )
+    data = validate(audit_paths([wheel], policy="surface").to_json())
+    good = _module(data, "pkg/good.pyd")
+    assert good["load"]["error"] == 126 and "python313.dll" in good["load"]["detail"]
+
+
+def test_missing_function_in_own_dll_is_127_and_propagates(built, tmp_path) -> None:
+    for key in ("bad127", "chain", "dep"):
+        (tmp_path / built[key].name).write_bytes(built[key].read_bytes())
+    report = audit_paths([tmp_path], policy="surface")
+    data = validate(report.to_json())
+    assert report.exit_code == 1
+    bad = _module(data, "bad127.pyd")
+    assert bad["load"] == {
+        "ok": False,
+        "error": 127,
+        "message": "The specified procedure could not be found",
+        "chain": ["bad127.pyd"],
+        "detail": "libdep-0a1b2c3d.dll!dep_missing",
+    }
+    chain = _module(data, "chain.pyd")
+    assert chain["load"]["error"] == 127 and chain["load"]["chain"] == ["chain.pyd", "bad127.pyd"]
+    assert chain["findings"] == []  # its own imports bind; the failure is bad127's
+
+
+def test_forwarder_to_absent_dll_counts_as_absent(built, tmp_path) -> None:
+    for key in ("badfwd", "dep"):
+        (tmp_path / built[key].name).write_bytes(built[key].read_bytes())
+    data = validate(audit_paths([tmp_path], policy="surface").to_json())
+    fn = _fn(_module(data, "badfwd.pyd"), "libdep-0a1b2c3d.dll", "dep_fwd_bad")
+    assert fn["present"] is False and fn["error"] == 127 and fn["basis"] == "forwarder"
+    assert fn["forwarded_to"] == ["gdiplus.GdipAlloc"]
+
+
+def test_unknown_dll_is_126_on_both_surfaces(built) -> None:
+    for surface in ("nanoserver-ltsc2022", "servercore-ltsc2022"):
+        report = audit_paths([built["bad126"]], surface=surface, policy="surface")
+        data = validate(report.to_json())
+        m = data["targets"][0]["modules"][0]
+        assert m["load"]["error"] == 126, surface
+        assert m["findings"][0]["error"] == 126
+        assert "The specified module could not be found" in m["findings"][0]["message"]
+
+
+def test_machine_mismatch_is_193(built, tmp_path) -> None:
+    for key in ("usesx86", "x86dep"):
+        (tmp_path / built[key].name).write_bytes(built[key].read_bytes())
+    data = validate(audit_paths([tmp_path], policy="surface").to_json())
+    load = _module(data, "usesx86.pyd")["load"]
+    assert load["error"] == 193 and load["chain"] == ["usesx86.pyd", "x86dep.dll"]
+
+
+def test_strict_policy_rules_and_surface_verdicts(built) -> None:
+    data = validate(audit_paths([built["gui"]], policy="both").to_json())
+    m = data["targets"][0]["modules"][0]
+    rules = {(f["rule"], f["function"]) for f in m["findings"] if f["kind"] == "policy"}
+    assert ("gui-dll", None) in rules
+    assert ("ansi-function", "CreateFileMappingA") in rules
+    assert ("ansi-function", "GetStartupInfoA") in rules
+    assert ("legacy-heap", "GlobalLock") in rules
+    kernel = {
+        f["name"]: f for d in m["imports"] if d["name"] == "KERNEL32.dll" for f in d["functions"]
+    }
+    assert kernel["GetStartupInfoA"]["basis"] == "evidence"  # reported missing by a source
+    assert kernel["GetStartupInfoA"]["sources"] == ["nanoserverapiscan"]
+    assert kernel["GlobalLock"]["basis"] == "rule:legacy-contract"
+    # strict alone needs no surface and gives no loader verdict
+    strict = validate(audit_paths([built["gui"]], policy="strict").to_json())
+    assert strict["surface"] is None
+    assert strict["targets"][0]["modules"][0]["load"] is None
+    assert strict["exit_code"] == 1
+
+
+def test_cli_exit_codes_and_text(built, capsys) -> None:
+    assert main(["audit", str(built["gui"])]) == 1
+    out = capsys.readouterr().out
+    assert "FAILS: error 127" in out and "GlobalLock" in out and "[legacy-heap]" in out
+    assert (
+        main(
+            ["audit", "--policy", "surface", "--surface", "servercore-ltsc2022", str(built["gui"])]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["audit", "--json", str(built["gui"])]) == 1
+    assert validate(capsys.readouterr().out)["exit_code"] == 1
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("random.pyd", b"\x8f\x13" * 300, "not a PE file"),
+        ("empty.dll", b"", "not a PE file"),
+        ("notawheel.whl", None, "not a wheel"),
+        ("garbage.whl", b"PK\x03\x04 this is not a zip", "not a readable wheel"),
+    ],
+)
+def test_malformed_inputs_exit_2_with_one_line(tmp_path, capsys, name, content, message) -> None:
+    path = tmp_path / name
+    if content is None:
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("hello.txt", "not a wheel")
+    else:
+        path.write_bytes(content)
+    assert main(["audit", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_truncated_pe_and_bogus_import_directory_exit_2(built, tmp_path, capsys) -> None:
+    data = built["gui"].read_bytes()
+    (tmp_path / "trunc.pyd").write_bytes(data[: len(data) // 3])
+    bogus = bytearray(data)
+    pe_off = int.from_bytes(bogus[0x3C:0x40], "little")
+    import_dir = pe_off + 24 + 112 + 8  # PE32+: optional header data directory #1
+    bogus[import_dir : import_dir + 8] = (0x7FFF0000).to_bytes(4, "little") + (64).to_bytes(
+        4, "little"
+    )
+    (tmp_path / "bogus.pyd").write_bytes(bytes(bogus))
+    for name in ("trunc.pyd", "bogus.pyd"):
+        assert main(["audit", str(tmp_path / name)]) == 2, name
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert "import directory" in err
+
+
+def test_usage_errors_exit_2(built, capsys) -> None:
+    assert main(["audit", "--surface", "no-such-surface", str(built["gui"])]) == 2
+    assert "unknown surface" in capsys.readouterr().err
+    assert main(["audit", "/no/such/file.whl"]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["audit", "--policy", "lenient", str(built["gui"])])
+    assert exc.value.code == 2
+
+
+def test_wheel_members_are_read_ahead_in_order_and_bounded(tmp_path, monkeypatch) -> None:
+    """Members are inflated in threads ahead of the parser: order is kept, and no more than
+    ``ahead`` members are in flight beside the one being parsed. Reader threads are counted
+    when they are created (synchronously, in the generator), so the bound is not timing-bound."""
+    from pillow_variants.audit import engine
+
+    created: list[str] = []
+
+    class Counting(engine._Inflate):
+        def __init__(self, zf: zipfile.ZipFile, name: str) -> None:
+            created.append(name)
+            super().__init__(zf, name)
+
+    monkeypatch.setattr(engine, "_Inflate", Counting)
+    names = [f"m{i}.dll" for i in range(7)]
+    wheel = make_wheel(tmp_path / "many-1.0-py3-none-any.whl", {n: n.encode() * 999 for n in names})
+    with zipfile.ZipFile(wheel) as zf:
+        seen = []
+        for name, data in engine._read_ahead(zf, names, ahead=2):
+            assert len(created) - len(seen) <= 3  # this one + 2 ahead
+            seen.append(name)
+            assert data == name.encode() * 999
+    assert seen == names == created
+
+
+def test_corrupt_member_error_from_a_reader_thread_is_one_line(built, tmp_path, capsys) -> None:
+    wheel = tmp_path / "pkg-1.0-cp313-cp313-win_amd64.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("pkg/a.pyd", built["good"].read_bytes())
+        zf.writestr("pkg/b.pyd", built["gui"].read_bytes())
+        zf.writestr("pkg-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\n")
+    raw = bytearray(wheel.read_bytes())
+    at = raw.index(b"PE\0\0", raw.index(b"pkg/b.pyd")) + 200  # inside b.pyd's stored bytes
+    raw[at] ^= 0xFF
+    wheel.write_bytes(bytes(raw))
+    assert main(["audit", str(wheel)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "pkg/b.pyd" in err
+    assert "CRC" in err  # the reader thread's own error, not a parse of missing data
+    assert "Traceback" not in err

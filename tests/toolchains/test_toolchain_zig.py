@@ -1,0 +1,256 @@
+"""The zig toolchain's generated files, wrappers and plans (no compiler needed: a fake zig)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pillow_variants.errors import ToolchainError
+from pillow_variants.recipe.model import load_recipe
+from pillow_variants.toolchains import get_toolchain
+from pillow_variants.toolchains.base import (
+    BuildPaths,
+    Command,
+    Copy,
+    is_msvc_only_edit,
+)
+from pillow_variants.toolchains.zig import ZIG_DEPS, ZigToolchain, strip_msvc_flags
+
+ROOT = Path(__file__).resolve().parents[2]
+PATHS = BuildPaths(source="/w/src", build="/w/build", stage="/w/stage", prefix="/p")
+posix_only = pytest.mark.skipif(os.name == "nt", reason="POSIX shell wrappers")
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    return load_recipe(ROOT / "recipes" / "upstream.toml")
+
+
+@pytest.fixture
+def fake_zig(tmp_path: Path) -> Path:
+    """A 'zig' that records its arguments, one per line, in args.txt."""
+    exe = tmp_path / "fakezig"
+    exe.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path / "args.txt"}\n')
+    exe.chmod(0o755)
+    return exe
+
+
+def toolchain(**kw) -> ZigToolchain:
+    kw = {
+        "zig": "/z/zig",
+        "nasm": "/usr/bin/nasm",
+        "cmake": "/v/cmake",
+        "ninja": "/v/ninja",
+        "meson": "/v/meson",
+        **kw,
+    }
+    tc = ZigToolchain(**kw)
+    tc.workdir = "/tc"
+    return tc
+
+
+def test_get_toolchain():
+    assert isinstance(get_toolchain("zig"), ZigToolchain)
+    with pytest.raises(ToolchainError, match="unknown toolchain"):
+        get_toolchain("gcc")
+
+
+def test_generated_cmake_toolchain_and_meson_cross_file():
+    files = toolchain().generated_files("/tc")
+    cmake = files["/tc/toolchain.cmake"]
+    assert "set(CMAKE_SYSTEM_NAME Windows)" in cmake
+    assert 'set(CMAKE_C_COMPILER "/tc/zig-cc")' in cmake
+    assert 'set(CMAKE_CXX_COMPILER "/tc/zig-c++")' in cmake
+    assert 'set(CMAKE_AR "/tc/zig-ar")' in cmake
+    assert 'set(CMAKE_RC_COMPILER "/tc/zig-rc")' in cmake
+    assert 'set(CMAKE_ASM_NASM_COMPILER "/usr/bin/nasm")' in cmake
+    assert "set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)" in cmake
+    cross = files["/tc/cross.ini"]
+    assert "c = '/tc/zig-cc'" in cross and "system = 'windows'" in cross
+    assert "pkg-config = 'false'" in cross
+    no_nasm = toolchain(nasm="").generated_files("/tc")["/tc/toolchain.cmake"]
+    assert "NASM" not in no_nasm
+
+
+@posix_only
+def test_compiler_wrapper_logs_and_targets_windows(tmp_path, fake_zig):
+    tc = toolchain(zig=str(fake_zig))
+    tc.setup(str(tmp_path / "tc"))
+    subprocess.run([tc.wrapper("cc"), "-c", "-mavx2", "a.c", "-o", "a.obj"], check=True)
+    args = (tmp_path / "args.txt").read_text().split("\n")
+    assert args[:3] == ["cc", "-target", "x86_64-windows-gnu"]
+    assert "-mavx2" in args  # compiling keeps ISA flags
+    log = Path(tc.compile_log).read_text().splitlines()
+    assert log == ["cc -c -mavx2 a.c -o a.obj"]
+
+
+@posix_only
+def test_link_drops_isa_flags_keeps_subsystem_flags(tmp_path, fake_zig):
+    tc = toolchain(zig=str(fake_zig))
+    tc.setup(str(tmp_path / "tc"))
+    argv = [
+        tc.wrapper("c++"),
+        "-mpclmul",
+        "-msse4.2",
+        "-march=haswell",
+        "-municode",
+        "a.obj",
+        "-o",
+        "a b.exe",
+        "-lkernel32",
+    ]
+    subprocess.run(argv, check=True)
+    args = (tmp_path / "args.txt").read_text().splitlines()
+    assert args == [
+        "c++",
+        "-target",
+        "x86_64-windows-gnu",
+        "-municode",
+        "a.obj",
+        "-o",
+        "a b.exe",
+        "-lkernel32",
+    ]
+
+
+@posix_only
+def test_tool_wrappers(tmp_path, fake_zig):
+    tc = toolchain(zig=str(fake_zig))
+    env = tc.setup(str(tmp_path / "tc"))
+    subprocess.run([tc.wrapper("ar"), "qc", "x.a", "y.obj"], check=True)
+    assert (tmp_path / "args.txt").read_text().splitlines() == ["ar", "qc", "x.a", "y.obj"]
+    assert env["ZIG_GLOBAL_CACHE_DIR"] == str(tmp_path / "tc" / "zig-cache")
+    assert env["PKG_CONFIG_LIBDIR"].startswith(str(tmp_path / "tc"))
+
+
+def test_strip_msvc_flags():
+    assert strip_msvc_flags("-DCMAKE_C_FLAGS=-nologo -DLZMA_API_STATIC") == (
+        "-DCMAKE_C_FLAGS=-DLZMA_API_STATIC"
+    )
+    assert strip_msvc_flags("-DCMAKE_CXX_FLAGS=-nologo -d2FH4-") == ""
+    assert strip_msvc_flags("-DBUILD_SHARED_LIBS:BOOL=OFF") == "-DBUILD_SHARED_LIBS:BOOL=OFF"
+
+
+def test_msvc_only_edits_are_classified_by_content(recipe):
+    webp = recipe.dependencies["libwebp"].upstream_edits[0]
+    assert "pragma comment" in is_msvc_only_edit(webp)
+    jpeg = recipe.dependencies["libjpeg"].upstream_edits[0]
+    assert "generator-platform" in is_msvc_only_edit(jpeg)
+    (openjpeg,) = recipe.dependencies["openjpeg"].upstream_edits
+    assert is_msvc_only_edit(openjpeg) == ""  # a code fix: every toolchain applies it
+
+
+def test_every_recipe_dependency_has_a_zig_description(recipe):
+    assert {d.project for d in recipe.dependencies.values()} <= set(ZIG_DEPS)
+
+
+def test_plan_cmake_libjpeg(recipe):
+    p = toolchain().plan(recipe, "libjpeg", PATHS, 2)
+    configure, build = (s for s in p.steps if isinstance(s, Command))
+    assert configure.argv[:7] == ("/v/cmake", "-G", "Ninja", "-S", "/w/src", "-B", "/w/build")
+    assert "-DCMAKE_TOOLCHAIN_FILE=/tc/toolchain.cmake" in configure.argv
+    assert "-DCMAKE_BUILD_TYPE=Release" in configure.argv
+    assert "-DCMAKE_FIND_ROOT_PATH=/p" in configure.argv
+    assert "-DWITH_JPEG8:BOOL=TRUE" in configure.argv and "-DWITH_TOOLS=OFF" in configure.argv
+    assert build.argv == (
+        "/v/cmake",
+        "--build",
+        "/w/build",
+        "--parallel",
+        "2",
+        "--target",
+        "jpeg-static",
+    )
+    assert [s.what for s in p.skipped_features] == ["target djpeg-static"]
+    assert [s.what.split(":")[0] for s in p.skipped_edits] == ["CMakeLists.txt"]
+    assert p.edits == []
+    libs = [s for s in p.steps if isinstance(s, Copy) and s.dest == "/w/stage/lib"]
+    assert [(s.base, s.pattern) for s in libs] == [("/w/build", "libjpeg.a")]
+
+
+def test_plan_without_nasm_records_missing_simd(recipe):
+    p = toolchain(nasm="").plan(recipe, "libjpeg", PATHS, 2)
+    assert "-DWITH_SIMD=OFF" in p.options
+    assert any(s.what == "SIMD" and "nasm" in s.reason for s in p.skipped_features)
+
+
+def test_plan_libtiff_adapts_msvc_options(recipe):
+    p = toolchain().plan(recipe, "libtiff", PATHS, 2)
+    assert "-DWebP_LIBRARY=/p/lib/libwebp.a" in p.options
+    assert "-DCMAKE_C_FLAGS=-DLZMA_API_STATIC" in p.options
+    assert not any("-nologo" in o for o in p.options)
+    assert len(p.skipped_edits) == 2 and all("pragma" in s.reason for s in p.skipped_edits)
+
+
+def test_plan_freetype_uses_cmake_with_mapped_options(recipe):
+    p = toolchain().plan(recipe, "freetype", PATHS, 2)
+    assert p.build_system == "cmake"
+    assert {
+        "-DFT_REQUIRE_ZLIB=ON",
+        "-DFT_REQUIRE_PNG=ON",
+        "-DFT_REQUIRE_BROTLI=ON",
+        "-DFT_DISABLE_HARFBUZZ=ON",
+    } <= set(p.options)
+    assert [s.what for s in p.skipped_features] == ["FT_CONFIG_OPTION_USE_HARFBUZZ"]
+    assert p.steps[1].argv[-2:] == ("--target", "freetype")
+    assert all(
+        ".props" in s.what or ".vcxproj" in s.what or "pragma" in s.reason for s in p.skipped_edits
+    )
+
+
+def test_plan_lcms2_uses_meson(recipe):
+    p = toolchain().plan(recipe, "lcms2", PATHS, 2)
+    setup, compile_ = (s.argv for s in p.steps if isinstance(s, Command))
+    assert setup[:4] == ("/v/meson", "setup", "/w/build", "/w/src")
+    assert "--cross-file=/tc/cross.ini" in setup and "-Ddefault_library=static" in setup
+    assert compile_ == ("/v/meson", "compile", "-C", "/w/build", "-j", "2")
+
+
+@pytest.mark.parametrize("name", ["libimagequant", "fribidi", "libavif"])
+def test_unbuildable_dependencies_say_why(recipe, name):
+    p = toolchain().plan(recipe, name, PATHS, 2)
+    assert p.unbuildable and p.steps == []
+
+
+def test_identity_names_zig_version_and_target(tmp_path, fake_zig):
+    (tmp_path / "zigv").write_text("#!/bin/sh\necho 0.99.1\n")
+    (tmp_path / "zigv").chmod(0o755)
+    ident = ZigToolchain(zig=str(tmp_path / "zigv"), nasm="", cmake="", meson="").identity()
+    assert ident["version"] == "0.99.1" and ident["target"] == "x86_64-windows-gnu"
+    assert ident["nasm"] == "absent"
+
+
+def test_check_host_needs_cmake(tmp_path):
+    (tmp_path / "zigv").write_text("#!/bin/sh\necho 0.99.2\n")
+    (tmp_path / "zigv").chmod(0o755)
+    with pytest.raises(ToolchainError, match="needs cmake"):
+        ZigToolchain(zig=str(tmp_path / "zigv"), cmake="").check_host()
+
+
+def test_real_zig_is_the_pinned_package():
+    """The toolchain runs the zig inside the ziglang wheel, not one from PATH."""
+    tc = ZigToolchain()
+    assert Path(tc.zig).parent.name == "ziglang"
+    assert tc.version.count(".") == 2, tc.version
+    assert sys.executable  # the wrappers do not depend on this interpreter
+
+
+@posix_only
+def test_rc_wrapper_emits_coff_objects(tmp_path, fake_zig):
+    tc = toolchain(zig=str(fake_zig))
+    tc.setup(str(tmp_path / "tc"))
+    subprocess.run([tc.wrapper("rc"), "/fo", "v.res", "v.rc"], check=True)
+    args = (tmp_path / "args.txt").read_text().splitlines()
+    assert args == ["rc", "/:output-format", "coff", "/:target", "x64", "/fo", "v.res", "v.rc"]
+
+
+def test_identity_changes_with_the_generated_files():
+    a = toolchain(nasm="")
+    a.generated_files("/tc")
+    b = toolchain(nasm="")
+    b.generated_files("/other")
+    assert a.identity()["generated_files_sha256"] != b.identity()["generated_files_sha256"]
