@@ -28,13 +28,24 @@ def debug(message: str) -> None:
     LOGGER.debug(message)
 
 
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time (not the stream at set-up), flushed:
+    progress must interleave with the subprocess output that tools write to the same fd."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - logging must never take the command down
+            self.handleError(record)
+
+
 def setup(verbosity: int = 0) -> None:
     """Send the package's log lines to stderr: -1 quiet (warnings), 0 progress, 1+ debug."""
     level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
     LOGGER.setLevel(level)
-    if not any(getattr(h, "_pillow_variants", False) for h in LOGGER.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _StderrHandler) for h in LOGGER.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
-        handler._pillow_variants = True  # type: ignore[attr-defined]
         LOGGER.addHandler(handler)
     LOGGER.propagate = False

@@ -11,28 +11,20 @@ a wheel that fails its audit gate or the Wine smoke test makes the run fail.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pillow_variants import __version__
+from pillow_variants._log import Progress
+from pillow_variants._log import progress as progress_line
 from pillow_variants.errors import EXIT_FINDINGS, EXIT_OK, UserError
 from pillow_variants.recipe.model import Recipe
 
-Progress = Callable[[str], None]
-
 #: The rungs each audit policy mode runs (strict: rules; surface: loader simulation).
 AUDIT_RUNGS = {"strict": ("strict",), "surface": ("surface",), "both": ("strict", "surface")}
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -112,32 +104,6 @@ class PipelineReport:
 
 # --------------------------------------------------------------------------------------------
 # Stages that only this module chains
-
-
-def repair_wheel(wheel: Path, out_dir: Path, progress: Progress = _stderr) -> Path:
-    """delvewheel repair: vendor DLLs the wheel needs but does not carry.
-
-    Our wheels link every dependency statically, so delvewheel normally finds nothing to add
-    and the wheel is kept as is; if it does vendor DLLs (a recipe building a dependency
-    shared), the repaired wheel replaces the original and the audit then covers the DLLs.
-    """
-    with tempfile.TemporaryDirectory(prefix="pv-repair-") as tmp:
-        cmd = [sys.executable, "-m", "delvewheel", "repair", str(wheel), "-w", tmp]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
-            raise UserError(f"delvewheel repair failed for {wheel.name}: {tail[0]}")
-        if "no external dependencies are needed" in proc.stdout:
-            progress("  repair: delvewheel found no DLLs to vendor (everything is static)")
-            return wheel
-        repaired = Path(tmp) / wheel.name
-        if not repaired.is_file():
-            raise UserError(f"delvewheel repair produced no {wheel.name}")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        dest = out_dir / wheel.name
-        shutil.move(str(repaired), dest)
-        progress("  repair: delvewheel vendored DLLs into the wheel")
-        return dest
 
 
 def audit_rungs(recipe: Recipe, wheel: Path) -> dict[str, dict[str, Any]]:
@@ -231,13 +197,13 @@ def build_all(
     allow_unpinned: bool = False,
     jobs: int = 2,
     wine: bool = True,
-    progress: Progress = _stderr,
+    progress: Progress = progress_line,
 ) -> PipelineReport:
     """Run every stage for each CPython version of the recipe (or ``pythons``)."""
     import json
 
     from pillow_variants import wheeltools
-    from pillow_variants.build import pillow, pysdk
+    from pillow_variants.build import pillow, pysdk, repair
     from pillow_variants.build.deps import DepsBuilder
     from pillow_variants.release.sbom import build_sbom
     from pillow_variants.sources import fetch
@@ -299,7 +265,7 @@ def build_all(
                     jobs=jobs,
                     progress=progress,
                 )
-                wheel = repair_wheel(built.wheel, Path(tmp) / "repaired", progress)
+                wheel = repair.repair_wheel(built.wheel, Path(tmp) / "repaired", progress)
                 evidence: dict[str, Any] = {}  # ladder.record_rung fills evidence["rungs"]
                 for rung, result in audit_rungs(recipe, wheel).items():
                     ladder.record_rung(evidence, rung, result)

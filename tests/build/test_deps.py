@@ -172,7 +172,7 @@ def builder(project, prefix="prefix", **kw) -> tuple[DepsBuilder, Path]:
         root / prefix,
         cache_dir=root / "cache",
         overrides=overrides,
-        progress=open(root / "progress.txt", "a"),
+        progress=lambda line: (root / "progress.txt").open("a").write(line + "\n"),
         **kw,
     )
     return b, log

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from pillow_variants import __version__
+from pillow_variants._log import Progress
+from pillow_variants._log import progress as progress_line
 from pillow_variants.audit.apiset import parse_apiset_schema
 from pillow_variants.audit.surface import FORMAT, SurfaceError
 from pillow_variants.pe import PEReadError, read_file_version, read_pe, read_section
@@ -47,7 +48,7 @@ def capture_surface(
     image: str,
     digest: str,
     os_build: str | None = None,
-    progress: TextIO | None = sys.stderr,
+    progress: Progress | None = progress_line,
 ) -> dict[str, Any]:
     """Read every DLL of ``system32`` into a ``captured`` surface profile (a JSON-ready dict)."""
     if not _DIGEST.match(digest):
@@ -69,7 +70,7 @@ def capture_surface(
     unreadable: list[str] = []
     for i, (key, path) in enumerate(files.items()):
         if progress and i % 200 == 0:
-            print(f"capture: {i}/{len(files)} DLLs", file=progress)
+            progress(f"capture: {i}/{len(files)} DLLs")
         try:
             info = read_pe(path.read_bytes(), str(path), imports=False)
         except (PEReadError, OSError):

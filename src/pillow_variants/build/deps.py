@@ -19,6 +19,9 @@ everything left out (features, edits, whole dependencies) with the reason.
 
 from __future__ import annotations
 
+from pillow_variants._log import Progress
+from pillow_variants._log import progress as progress_line
+
 import hashlib
 import json
 import os
@@ -32,7 +35,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pillow_variants.sources import fetch
-from pillow_variants.errors import PatchError, UserError
+from pillow_variants.errors import BuildError, PatchError, UserError
 from pillow_variants.sources.patches import apply_patch_set, read_patch
 from pillow_variants.recipe.model import Recipe, SourceEdit
 from pillow_variants.toolchains.base import BuildPaths, Command, Copy, DepPlan, Toolchain
@@ -48,8 +51,8 @@ REPORT_SCHEMA = "pillow-variants-deps-build/1"
 _KEY_PATHS = BuildPaths(source="@SOURCE", build="@BUILD", stage="@STAGE", prefix="@PREFIX")
 
 
-class BuildFailed(UserError):
-    """A dependency's build command failed; the message names the kept log."""
+class BuildFailed(BuildError):
+    """A dependency's build command failed; the message names the kept log (exit 3)."""
 
 
 @dataclass
@@ -195,7 +198,7 @@ class DepsBuilder:
         overrides: dict[str, Path] | None = None,
         allow_unpinned: bool = False,
         jobs: int = 2,
-        progress: TextIO | None = None,
+        progress: Progress = progress_line,
     ) -> None:
         self.recipe = recipe
         self.toolchain = toolchain
@@ -204,7 +207,7 @@ class DepsBuilder:
         self.overrides = overrides or {}
         self.allow_unpinned = allow_unpinned
         self.jobs = max(1, jobs)
-        self.progress = progress if progress is not None else sys.stderr
+        self.progress = progress
         fetch.check_overrides(recipe, self.overrides)
         self.keys: dict[str, str] = {}
         self.env: dict[str, str] = {}
@@ -220,7 +223,7 @@ class DepsBuilder:
         return self.cache_dir / "deps" / f"{name}-{key[:20]}"
 
     def _say(self, text: str) -> None:
-        print(text, file=self.progress, flush=True)
+        self.progress(text)
 
     # -- the run -----------------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ module must carry the target's ``EXT_SUFFIX``, be an AMD64 PE DLL, import the SD
 
 from __future__ import annotations
 
+from pillow_variants._log import Progress, progress as progress_line
+
 import configparser
 import hashlib
 import json
@@ -39,13 +41,12 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from pillow_variants.build import crossenv
-from pillow_variants.errors import ToolchainError, UserError
+from pillow_variants.errors import BuildError, ToolchainError, UserError
 from pillow_variants.pe import read_pe
 from pillow_variants.build.pysdk import WindowsSDK, load_sdk
 from pillow_variants.recipe.model import Recipe
 from pillow_variants.wheeltools import dist_info_dir, read_wheel, write_wheel
 
-Progress = Callable[[str], None]
 
 #: The cross-build driver, executed by path with the build environment's interpreter.
 DRIVER = Path(__file__).with_name("cross_pep517.py")
@@ -61,12 +62,6 @@ _CXX_MARKERS = (b"__gxx_personality", b"__cxa_", b"_Znwy", b"_ZdlPv")
 _ERROR_LINE = re.compile(r"(^error:|: (fatal )?error:|^\w*(Error|Exception): )")
 
 
-class BuildError(UserError):
-    """Pillow's build failed or produced a wheel that is not what the recipe asks for."""
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)
@@ -217,7 +212,7 @@ def satisfied(requirements: list[str]) -> bool:
 
 
 def build_environment(
-    requirements: list[str], cache_dir: Path, progress: Progress = _stderr
+    requirements: list[str], cache_dir: Path, progress: Progress = progress_line
 ) -> str:
     """An interpreter that has ``requirements`` (Pillow's build-system requires).
 
@@ -457,7 +452,7 @@ def run_wheel_build(
     jobs: int | None = None,
     compiler: crossenv.CrossCompiler | None = None,
     build_python: str | None = None,
-    progress: Progress = _stderr,
+    progress: Progress = progress_line,
 ) -> WheelBuild:
     """Build Pillow for ``python_version`` on win_amd64 into ``out_dir``; see the module doc.
 

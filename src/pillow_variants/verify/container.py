@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pillow_variants import __version__
+from pillow_variants import __version__, _log
 from pillow_variants.build import pysdk
 from pillow_variants.errors import ToolchainError, UserError
 from pillow_variants.pe import is_pe_name
@@ -341,7 +341,7 @@ def last_json(stdout: str, key: str) -> dict[str, Any] | None:
 
 
 def _run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    print("+ " + subprocess.list2cmdline(argv), file=sys.stderr, flush=True)
+    _log.progress("+ " + subprocess.list2cmdline(argv))
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
@@ -34,6 +33,7 @@ from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import Version
 
+from pillow_variants import _log
 from pillow_variants.build import pysdk
 from pillow_variants.errors import UserError
 from pillow_variants.recipe.model import VARIANTS
@@ -325,4 +325,4 @@ def _python_of_dir(python_dir: Path) -> str:
 def progress_line(line: str) -> None:
     """Echo the smoke test's human lines to stderr (the JSON verdict is printed by the caller)."""
     if not line.startswith("{"):
-        print(f"  {line}", file=sys.stderr, flush=True)
+        _log.progress(f"  {line}")

@@ -18,13 +18,13 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pillow_variants import _log
 from pillow_variants.errors import ToolchainError
 
 INSTALL_HINT = "install wine64 (apt-get install -y wine64)"
@@ -61,7 +61,7 @@ def ensure_prefix(prefix: Path, wine: str | None = None, timeout: float = 600) -
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (prefix / "system.reg").is_file() and (prefix / "drive_c").is_dir():
             return prefix
-        print(f"initialising Wine prefix {prefix} (first run only)", file=sys.stderr, flush=True)
+        _log.progress(f"initialising Wine prefix {prefix} (first run only)")
         proc = subprocess.run(
             [wine, "wineboot", "--init"],
             env=wine_env(prefix),
