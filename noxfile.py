@@ -25,10 +25,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """Check style and formatting with ruff."""
-    session.install("ruff>=0.4")
+    """Check style and formatting with ruff, and types with mypy (the package's own settings)."""
+    session.install(".[lint]")  # the package's dependencies give mypy their types
     session.run("ruff", "check", "src", "tests", "scripts", "noxfile.py")
     session.run("ruff", "format", "--check", "src", "tests", "scripts", "noxfile.py")
+    session.run("mypy")
 
 
 def _official_wheel(session: nox.Session, version: str = "13.0.0", python: str = "3.13") -> str:

@@ -12,7 +12,7 @@ import re
 import threading
 import zipfile
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from contextlib import closing
 from pathlib import Path
 
@@ -75,7 +75,7 @@ class _Inflate(threading.Thread):
 
 def _read_ahead(
     zf: zipfile.ZipFile, members: list[str], ahead: int = _READ_AHEAD
-) -> Iterator[tuple[str, bytes]]:
+) -> Generator[tuple[str, bytes], None, None]:
     """``(name, bytes)`` of each member in order, with at most ``ahead`` members being inflated
     in advance: memory stays bounded by a few modules even for wheels of large DLLs."""
     pending: deque[_Inflate] = deque()

@@ -71,7 +71,7 @@ def target_builtins(platform: str) -> dict[str, Any]:
 def exec_setup_script(path: Path, platform: str) -> None:
     """Execute ``setup.py`` as setuptools' ``run_setup`` does, but seeing the target platform."""
     code = compile(path.read_bytes(), str(path), "exec")
-    namespace = {"__file__": str(path), "__name__": "__main__"}
+    namespace: dict[str, Any] = {"__file__": str(path), "__name__": "__main__"}
     namespace["__builtins__"] = target_builtins(platform)
     try:
         exec(code, namespace)

@@ -479,7 +479,7 @@ def run_wheel_build(
     settings = config_settings(recipe.pillow.config_settings)
 
     own_work = work_dir is None
-    work = Path(tempfile.mkdtemp(prefix="pv-wheel-")) if own_work else Path(work_dir).resolve()
+    work = Path(tempfile.mkdtemp(prefix="pv-wheel-")) if work_dir is None else work_dir.resolve()
     out_dir = Path(out_dir).resolve()
     keep = not own_work
     try:

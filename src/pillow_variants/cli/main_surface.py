@@ -118,7 +118,11 @@ def _dll_detail(s: Surface, name: str) -> list[str]:
     for fn, srcs in sorted(model.absent_evidence.items()):
         lines.append(f"  missing  {fn}  [{', '.join(srcs)}]")
     for rule in model.rules:
-        what = f"{len(rule.names)} names" if rule.names else f"pattern {rule.pattern.pattern!r}"
+        what = (
+            f"{len(rule.names)} names"
+            if rule.names or not rule.pattern
+            else f"pattern {rule.pattern.pattern!r}"
+        )
         lines.append(f"  rule {rule.id}: {rule.reason} ({what}) [{', '.join(rule.sources)}]")
         lines += [f"    {n}" for n in sorted(rule.names)]
     return lines

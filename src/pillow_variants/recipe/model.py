@@ -279,7 +279,7 @@ def _convert_dataclass(cls: Any, value: Any, path: Path, key: str, partial: bool
             out[name] = _convert(hints[name], value[name], path, where, partial)
         elif (
             f.default is dataclasses.MISSING
-            and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+            and f.default_factory is dataclasses.MISSING
             and not partial
         ):
             raise RecipeError(path, where, f"missing required key ({_type_name(hints[name])})")

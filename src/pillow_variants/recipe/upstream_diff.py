@@ -21,6 +21,7 @@ the ``<UserDefines>`` of an MSBuild ``.props`` edit are the msbuild dependency's
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 import tarfile
@@ -73,15 +74,23 @@ def _archive_readers(path: Path) -> dict[str, Callable[[], bytes]]:
             zf = zipfile.ZipFile(path)
             for info in zf.infolist():
                 if not info.is_dir() and info.filename.endswith(wanted):
-                    readers[info.filename] = lambda i=info: zf.read(i)
+                    readers[info.filename] = functools.partial(zf.read, info)
             return readers
         tf = tarfile.open(path, "r:*")
         for m in tf.getmembers():
             if m.isreg() and m.name.endswith(wanted):
-                readers[m.name] = lambda m=m: tf.extractfile(m).read()  # type: ignore[union-attr]
+                readers[m.name] = functools.partial(_tar_member, tf, m)
         return readers
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
         raise UserError(f"{path}: not a readable sdist/archive ({exc})") from None
+
+
+def _tar_member(tf: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    """A regular member's bytes (the caller picked regular files, so there is a file object)."""
+    fh = tf.extractfile(member)
+    if fh is None:
+        raise OSError(f"{member.name}: not a regular file")
+    return fh.read()
 
 
 def _pkg_info_version(text: str | None) -> str | None:
@@ -323,6 +332,7 @@ def _v_keys(node: ast.AST | None) -> list[str]:
 
 def _deps_nodes(tree: ast.Module) -> dict[str, dict[str, ast.expr]]:
     """DEPS as syntax: dependency → field → expression (to see which ``V`` key a field uses)."""
+    target: ast.expr
     for stmt in tree.body:
         if isinstance(stmt, ast.AnnAssign):
             target, value = stmt.target, stmt.value
@@ -407,7 +417,7 @@ def _build_facts(commands: list[Any], cmake_defaults: dict[str, Any]) -> dict[st
     for cmd in commands:
         if isinstance(cmd, HelperCall) and cmd.name == "cmds_cmake":
             target = cmd.args.get("target")
-            names = target.split() if isinstance(target, str) else [_text(t) for t in target]
+            names = target.split() if isinstance(target, str) else [_text(t) for t in target or ()]
             params = [_norm_option(_text(p)) for p in cmd.args.get("params", [])]
             build_type = cmd.args.get("build_type")
             if build_type != cmake_defaults.get("build_type"):

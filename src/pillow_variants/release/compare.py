@@ -276,7 +276,7 @@ def compare_views(a: WheelView, b: WheelView) -> dict[str, Any]:
         if a.sbom_components.get(name) != b.sbom_components.get(name)
     }
     sbom = {"a": bool(a.sbom_components), "b": bool(b.sbom_components), "components": libs}
-    report = {
+    report: dict[str, Any] = {
         "schema": SCHEMA_ID,
         "a": _side(a),
         "b": _side(b),

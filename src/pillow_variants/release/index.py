@@ -227,7 +227,7 @@ def parse_project_page(body: bytes, content_type: str, base_url: str) -> list[In
 class _SameHostAuthRedirect(HTTPRedirectHandler):
     """Follow redirects, re-sending Authorization only when the redirect stays on one host."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         auth = req.unredirected_hdrs.get("Authorization")
         if new is not None and auth and urlsplit(newurl).netloc == urlsplit(req.full_url).netloc:

@@ -58,7 +58,8 @@ def source_entries(etc_apt: Path = ETC_APT) -> list[tuple[Path, str]]:
 
 def deb822_stanzas(text: str) -> list[dict[str, str]]:
     """The stanzas of a deb822 ``.sources`` file, keys lower-cased; disabled ones dropped."""
-    stanzas, cur = [], {}
+    stanzas: list[dict[str, str]] = []
+    cur: dict[str, str] = {}
     for line in text.splitlines() + [""]:
         if not line.strip():
             if cur and cur.get("enabled", "yes").lower() != "no":

@@ -107,7 +107,7 @@ def vswhere_command(program_files: str) -> list[str]:
     ]
 
 
-def locate_vs_files(vspath: str, exists=os.path.isfile) -> VisualStudio:  # type: ignore[no-untyped-def]
+def locate_vs_files(vspath: str, exists=os.path.isfile) -> VisualStudio:
     """MSBuild (VS2017 layout, else VS2019+) and vcvarsall.bat under an installation."""
     if (
         not os.path.isdir(ntpath.join(vspath, "VC", "Auxiliary", "Build"))
