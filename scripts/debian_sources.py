@@ -37,8 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pillow_variants.errors import SourceError, UserError
+from pillow_variants.hashing import file_sha256
 from pillow_variants.sources.aptsrc import check_sha256, fetch_orig
-from pillow_variants.sources.fetch import file_sha256, pip_download_command
+from pillow_variants.sources.fetch import pip_download_command
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ def official_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cmd += ["win_amd64", "--python-version", "3.13", "--no-deps", "pillow==13.0.0", "-d", str(dest)]
     subprocess.run(cmd, check=True, capture_output=True)
     wheel = dest / OFFICIAL_WHEEL
-    from pillow_variants.sources.fetch import file_sha256
+    from pillow_variants.hashing import file_sha256
 
     assert file_sha256(wheel) == OFFICIAL_WHEEL_SHA256
     return wheel

@@ -191,7 +191,7 @@ def test_compare_official_vs_nanoserver_lists_what_was_removed(
 def test_same_inputs_and_source_date_epoch_give_a_byte_identical_wheel(
     nanoserver: PipelineReport, tmp_path: Path, debian_sources, zig_cache, epoch
 ) -> None:
-    from pillow_variants.sources.fetch import file_sha256
+    from pillow_variants.hashing import file_sha256
 
     first = next(o.wheel for o in nanoserver.outcomes if o.python == "3.13")
     again = _run("nanoserver.toml", ["3.13"], tmp_path / "dist", debian_sources, zig_cache)

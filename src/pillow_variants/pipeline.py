@@ -215,13 +215,7 @@ def build_all(
     # Absolute paths: later stages run tools in other working directories (the source tree).
     cache_dir = (Path(cache_dir) if cache_dir else fetch.default_cache_dir()).resolve()
     out_dir = Path(out_dir).resolve()
-    pythons = pythons or recipe.python
-    unknown = [p for p in pythons if p not in recipe.python]
-    if unknown:
-        raise UserError(
-            f"{recipe.path.name} does not target Python {', '.join(unknown)} "
-            f"(recipe.python: {', '.join(recipe.python)})"
-        )
+    pythons = recipe.select_pythons(pythons)
     prefix = (deps_prefix or Path("build") / f"deps-{recipe.name}-zig").resolve()
     pillow_overrides = {k: v for k, v in overrides.items() if k == "pillow"}
     dep_overrides = {k: v for k, v in overrides.items() if k != "pillow"}

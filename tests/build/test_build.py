@@ -15,13 +15,11 @@ from pathlib import Path
 import pytest
 
 from httpserver import validate_json
-from sdkfactory import fake_sdk
 from pillow_variants.build import cross_pep517, crossenv, pillow, pysdk
-from pillow_variants.build.pysdk import WindowsSDK
 from pillow_variants.cli import main
 from pillow_variants.errors import ToolchainError, UserError
 from pillow_variants.wheeltools import read_wheel, write_wheel
-
+from sdkfactory import fake_sdk
 
 # --------------------------------------------------------------------------------------------
 # config-settings, version

@@ -21,11 +21,11 @@ from pathlib import Path
 import pefile
 import pytest
 
-from pillow_variants.toolchains.zig import zig_command
 from pillow_variants.build import crossenv, pillow, pysdk
 from pillow_variants.build.pysdk import WindowsSDK
 from pillow_variants.recipe.model import load_recipe
 from pillow_variants.sources import aptsrc
+from pillow_variants.toolchains.zig import zig_command
 from pillow_variants.verify import wine
 from pillow_variants.wheeltools import read_wheel
 from sdkfactory import fake_sdk

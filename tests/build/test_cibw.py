@@ -30,7 +30,6 @@ UPSTREAM = ROOT / "recipes" / "upstream.toml"
 UPSTREAM_SETTINGS = "raqm=enable raqm=vendor fribidi=vendor imagequant=disable"
 
 
-
 def dry_run(capsys: pytest.CaptureFixture[str], tmp_path: Path, recipe: Path, *extra: str) -> str:
     rc = main(
         ["cibw", "build", str(recipe), "--toolchain", "msvc", "--dry-run",

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from httpserver import make_tar
-from pillow_variants.toolchains.zig import zig_command
 from pillow_variants.build import pysdk
 from pillow_variants.cli import main
 from pillow_variants.errors import SourceError, ToolchainError
+from pillow_variants.toolchains.zig import zig_command
 
 
 def test_pins_are_complete() -> None:

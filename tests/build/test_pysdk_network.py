@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from httpserver import validate_json
-from pillow_variants.toolchains.zig import zig_command
 from pillow_variants.build import pysdk
 from pillow_variants.cli import main
 from pillow_variants.errors import SourceError
+from pillow_variants.toolchains.zig import zig_command
 from pillow_variants.verify import wine
 
 pytestmark = pytest.mark.network

@@ -19,7 +19,7 @@ import pytest
 from pillow_variants.build import pysdk
 from pillow_variants.cli import main
 from pillow_variants.errors import UserError
-from pillow_variants.sources.fetch import file_sha256
+from pillow_variants.hashing import file_sha256
 from pillow_variants.verify import container, ladder, wine
 
 ROOT = Path(__file__).resolve().parents[2]

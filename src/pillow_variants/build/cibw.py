@@ -36,11 +36,10 @@ from typing import Any
 
 from pillow_variants import __version__
 from pillow_variants.errors import UserError
-from pillow_variants.recipe.model import Recipe
+from pillow_variants.recipe.model import VARIANTS, Recipe
 from pillow_variants.sources.fetch import FetchedSource, prepare_source_tree
 from pillow_variants.toolchains.base import BuildPaths, Command, DepPlan
 from pillow_variants.toolchains.msvc import VCVARS_ARCH, MsvcToolchain, vswhere_command
-from pillow_variants.recipe.model import VARIANTS
 
 CONFIG_NAME = "cibuildwheel.toml"
 SCRIPT_NAME = "build-windows.cmd"
@@ -86,15 +85,7 @@ def build_identifiers(recipe: Recipe, pythons: list[str] | None = None) -> list[
         raise UserError(
             f"{recipe.name}: platform {recipe.platform}; the MSVC path builds win_amd64"
         )
-    chosen = pythons or recipe.python
-    unknown = [p for p in chosen if p not in recipe.python]
-    if unknown:
-        raise UserError(
-            f"Python {', '.join(unknown)} not in recipe {recipe.name} "
-            f"(recipe.python: {', '.join(recipe.python)})"
-        )
-    ordered = [p for p in recipe.python if p in chosen]
-    return [f"cp{p.replace('.', '')}-{recipe.platform}" for p in ordered]
+    return [f"cp{p.replace('.', '')}-{recipe.platform}" for p in recipe.select_pythons(pythons)]
 
 
 def disabled_dependencies(recipe: Recipe) -> dict[str, str]:

