@@ -39,7 +39,7 @@ def test_upstream_recipe_pins_pillow_and_orders_dependencies() -> None:
     assert r.wheel_version == "13.0.0"
     assert r.patches == {}
     order = r.build_order()
-    assert set(order) == set(r.dependencies)
+    assert set(order) == set(r.dependencies) and len(order) >= 10
     for name in order:
         for dep in r.dependencies[name].depends:
             assert order.index(dep) < order.index(name), (dep, name)
@@ -65,9 +65,10 @@ def test_nanoserver_inherits_upstream_and_overrides() -> None:
 
 def test_patch_files_resolve_under_component_version(recipe_copy: Path) -> None:
     nano = load_recipe(recipe_copy / "nanoserver.toml")
-    for comp in nano.patches:
-        for f in nano.patch_files(comp):
-            assert f.parent == recipe_copy.parent / "patches" / comp / nano.component_version(comp)
+    files = [(comp, f) for comp in nano.patches for f in nano.patch_files(comp)]
+    assert len(files) >= 10  # the loop below must have something to check
+    for comp, f in files:
+        assert f.parent == recipe_copy.parent / "patches" / comp / nano.component_version(comp)
 
 
 @pytest.mark.parametrize(
