@@ -26,12 +26,29 @@ from passlib.apache import HtpasswdFile
 
 from pillow_variants.publish import rung_problems
 from pillow_variants.verify import record_rung
+from test_pe import build_pe
 from wheelfactory import ALL_PASSED, download_official_wheel, make_wheel
 
 USER = "alice"
 PASSWORD = "s3cr3t-Pa55%word"  # a '%' checks percent-encoded forms are scrubbed too
 WRONG = "wr0ng-Pa55word-xyz"
 AUDIT_STRICT = {"name": "nanoserver", "audit": {"policy": "strict"}}
+PYD = "PIL/_imaging.cp313-win_amd64.pyd"
+
+
+@pytest.fixture(scope="module")
+def pyd(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """A PE module that passes strict and surface: publish re-runs those rungs on every wheel,
+    and refuses a wheel without PE files whose manifest claims them."""
+    path = build_pe(tmp_path_factory.mktemp("pyd"), "m.pyd", imports={"KERNEL32.dll": ["Sleep"]})
+    return {PYD: path.read_bytes()}
+
+
+@pytest.fixture(scope="module")
+def gui_pyd(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """A PE module importing USER32!GetDC: fails the strict rung (and the nanoserver surface)."""
+    path = build_pe(tmp_path_factory.mktemp("gui"), "m.pyd", imports={"USER32.dll": ["GetDC"]})
+    return {PYD: path.read_bytes()}
 
 
 @dataclass
@@ -125,10 +142,12 @@ def _log(wheel: Path) -> dict:
     return json.loads(wheel.with_name(wheel.name + ".publish.json").read_text())
 
 
-def test_publish_verify_noop_and_pip_download(index: Index, tmp_path: Path) -> None:
+def test_publish_verify_noop_and_pip_download(
+    index: Index, tmp_path: Path, pyd: dict[str, bytes]
+) -> None:
     manifest = {"recipe": AUDIT_STRICT, "rungs": ALL_PASSED}
-    w313 = make_wheel(tmp_path, tag="cp313-cp313-win_amd64", manifest=manifest)
-    w311 = make_wheel(tmp_path, tag="cp311-cp311-win_amd64", manifest=manifest)
+    w313 = make_wheel(tmp_path, tag="cp313-cp313-win_amd64", manifest=manifest, files=pyd)
+    w311 = make_wheel(tmp_path, tag="cp311-cp311-win_amd64", manifest=manifest, files=pyd)
     assert w313.name == "pillow-13.0.0+nanoserver-cp313-cp313-win_amd64.whl"
 
     first = _cli("publish", str(w313), str(w311), "--repository-url", index.url, "--json",
@@ -168,12 +187,13 @@ def test_publish_verify_noop_and_pip_download(index: Index, tmp_path: Path) -> N
 
 
 def test_wrong_password_is_clear_and_never_printed(
-    index: Index, upload_only_auth_index: Index, tmp_path: Path
+    index: Index, upload_only_auth_index: Index, tmp_path: Path, pyd: dict[str, bytes]
 ) -> None:
     wheel = make_wheel(
         tmp_path,
         tag="cp310-cp310-win_amd64",
         manifest={"recipe": AUDIT_STRICT, "rungs": ALL_PASSED},
+        files=pyd,
     )
     attempts = [
         # twine's upload is refused (reads are anonymous on this index)
@@ -199,16 +219,24 @@ def test_wrong_password_is_clear_and_never_printed(
     assert _log(wheel)["status"] == "failed"
 
 
-def test_missing_rungs_are_refused_and_overrides_recorded(index: Index, tmp_path: Path) -> None:
+def test_missing_rungs_are_refused_and_overrides_recorded(
+    index: Index, tmp_path: Path, gui_pyd: dict[str, bytes]
+) -> None:
+    # wine failed in the manifest; strict is not claimed, and publish's own audit fails it
     rungs = dict(ALL_PASSED, wine={"passed": False, "detail": "import failed under Wine"})
+    rungs.pop("strict")
     rungs.pop("surface")
     wheel = make_wheel(
-        tmp_path, tag="cp312-cp312-win_amd64", manifest={"recipe": AUDIT_STRICT, "rungs": rungs}
+        tmp_path,
+        tag="cp312-cp312-win_amd64",
+        manifest={"recipe": {"audit": {"surface": "servercore-ltsc2022"}}, "rungs": rungs},
+        files=gui_pyd,
     )
     refused = _cli("publish", str(wheel), "--repository-url", index.url, env=_creds_env())
     assert refused.returncode == 2
-    assert "surface: not recorded" in refused.stderr
+    assert "strict: the pre-upload audit failed: 1 error(s): gui-dll" in refused.stderr
     assert "wine: failed: import failed under Wine" in refused.stderr
+    assert "surface:" not in refused.stderr  # servercore has GetDC: the surface rung passes
     assert "nothing was uploaded" in refused.stderr
     assert not (index.packages / wheel.name).exists()
     assert _log(wheel)["status"] == "refused"
@@ -216,15 +244,16 @@ def test_missing_rungs_are_refused_and_overrides_recorded(index: Index, tmp_path
     # Overriding one rung is not enough; both must be named (or --force).
     partial = _cli("publish", str(wheel), "--repository-url", index.url,
                    "--allow-missing-rungs", "wine", env=_creds_env())  # fmt: skip
-    assert partial.returncode == 2 and "surface" in partial.stderr
+    assert partial.returncode == 2 and "strict" in partial.stderr
 
     ok = _cli("publish", str(wheel), "--repository-url", index.url,
-              "--allow-missing-rungs", "wine", "surface", "--json", env=_creds_env())  # fmt: skip
+              "--allow-missing-rungs", "wine", "strict", "--json", env=_creds_env())  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     (r,) = json.loads(ok.stdout)["results"]
     assert r["status"] == "uploaded"
-    assert r["overrides"]["overridden_rungs"] == ["surface", "wine"]
+    assert r["overrides"]["overridden_rungs"] == ["strict", "wine"]
     assert r["missing_rungs"]["wine"].startswith("failed")
+    assert r["audit"]["rungs"]["surface"]["passed"] is True
     assert _log(wheel)["overrides"] == r["overrides"]
     assert "override recorded" in ok.stderr
 
@@ -242,13 +271,15 @@ def test_wheel_without_manifest_needs_force(index: Index, tmp_path: Path) -> Non
     assert log["overrides"]["overridden_rungs"] == ["strict", "surface", "wine"]
 
 
-def test_a_different_file_under_a_published_name_is_an_error(index: Index, tmp_path: Path) -> None:
+def test_a_different_file_under_a_published_name_is_an_error(
+    index: Index, tmp_path: Path, pyd: dict[str, bytes]
+) -> None:
     manifest = {"recipe": AUDIT_STRICT, "rungs": ALL_PASSED}
-    first = make_wheel(tmp_path / "a", version="13.0.0+clash", manifest=manifest)
+    first = make_wheel(tmp_path / "a", version="13.0.0+clash", manifest=manifest, files=pyd)
     assert _cli("publish", str(first), "--repository-url", index.url,
                 env=_creds_env()).returncode == 0  # fmt: skip
     other = make_wheel(
-        tmp_path / "b", version="13.0.0+clash", manifest=manifest, files={"PIL/x.py": b"1"}
+        tmp_path / "b", version="13.0.0+clash", manifest=manifest, files={**pyd, "PIL/x.py": b"1"}
     )
     assert other.name == first.name
     proc = _cli("publish", str(other), "--repository-url", index.url, env=_creds_env())
