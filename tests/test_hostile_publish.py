@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import pytest
 
+from pillow_variants.wheeltools import MANIFEST_NAME, read_wheel, write_wheel
 from test_publish import (  # noqa: F401 - fixtures: the real pypiserver and PE modules
     PASSWORD,
     USER,
@@ -239,3 +240,37 @@ def test_a_listed_file_url_must_be_http(wheel: Path) -> None:
         proc = _cli("publish", str(wheel), "--repository-url", url)
     line = _one_error_line(proc)
     assert f"{target.as_uri()}: not an http(s) URL" in line, line
+
+
+# --------------------------------------------------------------------------------------------
+# A hostile manifest
+
+
+@pytest.mark.parametrize(
+    "manifest, expected",
+    [
+        (b"[" * 200_000, "is not valid JSON (nested too deeply)"),  # the parser's recursion
+        (b'{"rungs": {"strict": ' + b"[" * 600 + b"]" * 600 + b"}}", "nested deeper than 32"),
+        (b'{"rungs": {"wine": {"passed": true, "detail": ' + b"[" * 900 + b"]" * 900 + b"}}}",
+         "nested deeper than 32"),
+        (b'{"recipe": {"audit": {"surface": ["x"]}}, "rungs": {}}', "not a built-in profile"),
+        (b'{"recipe": [], "rungs": {"strict": [], "wine": {"passed": "yes"}}}',
+         "wine: failed"),
+    ],
+)  # fmt: skip
+def test_a_hostile_manifest_is_one_line(
+    index: Index,  # noqa: F811
+    tmp_path: Path,
+    pyd: dict[str, bytes],  # noqa: F811
+    manifest: bytes,
+    expected: str,
+) -> None:
+    built = make_wheel(tmp_path / "w", version="13.0.0+hostile", files=pyd, rungs={})
+    content = read_wheel(built)
+    content[f"pillow-13.0.0+hostile.dist-info/{MANIFEST_NAME}"] = manifest
+    content.pop("pillow-13.0.0+hostile.dist-info/RECORD")
+    wheel = write_wheel(built, content)
+    proc = _cli("publish", str(wheel), "--repository-url", index.url, "--json", env=_creds_env())
+    line = _one_error_line(proc)
+    assert expected in line, line
+    assert not (index.packages / wheel.name).exists()
