@@ -180,6 +180,8 @@ def test_metadata_must_match_the_file_name(
         (b"Name: pillow\nName: other\nVersion: 13.0.0+d\n", None, "2 'Name' fields"),
         (b"Name: pillow\nVersion: not a version\n", None, "is not a valid version"),
         (None, None, "the wheel has no .dist-info/METADATA"),
+        # a byte that is not UTF-8 and a folded header: one line, and the log stays writable
+        (b"Name: pill\xffow\n x\nVersion: 13.0.0+d\n", None, "METADATA says pill\ufffdow x 13"),
     ],
 )
 def test_malformed_metadata_is_refused(
@@ -199,6 +201,7 @@ def test_malformed_metadata_is_refused(
     line = _one_error_line(_publish(wheel, index, "--force"))
     assert expected in line, line
     assert not (index.packages / wheel.name).exists()
+    assert _log(wheel)["status"] == "refused"
 
 
 def test_a_manifest_cannot_point_the_audit_at_a_file(

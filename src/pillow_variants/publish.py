@@ -123,7 +123,7 @@ def identity_problem(wheel: Path) -> str | None:
     ``pillow-13.0.0+x-…`` whose METADATA says ``other 6.6.6`` would be served as Pillow and
     installed as something else. The ``.dist-info`` directory name must agree too (pip checks it).
     """
-    from email.parser import BytesHeaderParser
+    from email.parser import HeaderParser
 
     from packaging.utils import canonicalize_name, parse_wheel_filename
     from packaging.version import InvalidVersion, Version
@@ -132,19 +132,21 @@ def identity_problem(wheel: Path) -> str | None:
     raw = read_dist_info_file(wheel, "METADATA")
     if raw is None:
         return "the wheel has no .dist-info/METADATA"
-    headers = BytesHeaderParser().parsebytes(raw)
+    # Core metadata is UTF-8; a wrong byte must not become a surrogate that breaks the log.
+    headers = HeaderParser().parsestr(raw.decode("utf-8", errors="replace"))
     found: dict[str, str] = {}
     for key in ("Name", "Version"):
         values = headers.get_all(key) or []
         if len(values) != 1:
             return f"METADATA has {len(values)} '{key}' fields (expected one)"
-        found[key] = str(values[0]).strip()
+        found[key] = " ".join(str(values[0]).split())  # unfolded: messages stay one line
+    shown = {k: v if len(v) <= 80 else v[:80] + "…" for k, v in found.items()}
     try:
         meta_version = Version(found["Version"])
     except InvalidVersion:
-        return f"METADATA Version {found['Version']!r} is not a valid version"
+        return f"METADATA Version {shown['Version']!r} is not a valid version"
     if canonicalize_name(found["Name"]) != name or meta_version != version:
-        return f"METADATA says {found['Name']} {found['Version']}, the file name {name} {version}"
+        return f"METADATA says {shown['Name']} {shown['Version']}, the file name {name} {version}"
     with zipfile.ZipFile(wheel) as zf:
         dist_info = dist_info_dir(zf.namelist(), wheel)
     di_name, _, di_version = dist_info[: -len(".dist-info")].rpartition("-")
