@@ -61,6 +61,8 @@ def test_signal_during_extract_removes_the_staging_directory(
             str(dest), "--source", f"pillow={big_archive}", "--cache-dir", str(tmp_path / "cache"),
         ],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        # a shell's background job inherits SIGINT ignored, and Python then keeps it ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         staging = lambda: [p for p in work.iterdir() if p.name.startswith(".tree.extract-")]  # noqa: E731

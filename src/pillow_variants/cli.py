@@ -71,9 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # The default SIGTERM action kills the process on the spot: commands that stage into
     # temporary directories (extract, fetch, build) would leave them behind. Only the main
-    # thread may install handlers; an embedding program keeps its own.
+    # thread may install handlers; as Python does for SIGINT, an inherited SIG_IGN or an
+    # embedding program's own handler is kept.
     previous = None
-    if threading.current_thread() is threading.main_thread():
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    ):
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args._run(args))
