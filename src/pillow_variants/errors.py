@@ -11,7 +11,8 @@ EXIT_OK = 0
 EXIT_FINDINGS = 1  # the command ran and found violations (audit, compare, ...)
 EXIT_USAGE = 2  # bad input, usage error, unreadable file, failed precondition
 EXIT_BUILD = 3  # a compiler, linker or other tool failed on good input
-EXIT_INTERRUPTED = 130  # SIGINT (or SIGTERM, mapped to it by the CLI)
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C)
+EXIT_TERMINATED = 143  # SIGTERM: cleaned up like Ctrl-C, reported as 128 + 15
 
 
 class UserError(Exception):

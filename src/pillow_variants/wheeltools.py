@@ -111,14 +111,42 @@ def read_manifest(wheel: Path) -> dict[str, Any] | None:
     return None if raw is None else parse_manifest(raw, wheel)
 
 
+#: Deeper than any manifest the build writes (about 6 levels), shallow enough that every
+#: recursive consumer (``dataclasses.asdict``, ``json.dumps(indent=…)``) stays far from
+#: Python's recursion limit.
+MANIFEST_MAX_DEPTH = 32
+
+
+def _depth(data: Any) -> int:
+    """Nesting depth of decoded JSON, computed without recursion."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(node, dict):
+            stack.extend((v, level + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, level + 1) for v in node)
+    return deepest
+
+
 def parse_manifest(raw: bytes, wheel: Path | str) -> dict[str, Any]:
-    """The manifest's JSON object; a ``WheelError`` naming the wheel if it is not one."""
+    """The manifest's JSON object; a ``WheelError`` naming the wheel if it is not one.
+
+    The manifest is data from a wheel, possibly a hostile one: nesting that exhausts the JSON
+    parser's recursion, or that is parsed but later overflows a recursive consumer, is refused.
+    """
     try:
         data = json.loads(raw)
-    except ValueError as exc:
-        raise WheelError(f"{wheel}: {MANIFEST_NAME} is not valid JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise WheelError(f"{wheel}: {MANIFEST_NAME} is not valid JSON ({why})") from None
     if not isinstance(data, dict):
         raise WheelError(f"{wheel}: {MANIFEST_NAME} is not a JSON object")
+    if _depth(data) > MANIFEST_MAX_DEPTH:
+        raise WheelError(
+            f"{wheel}: {MANIFEST_NAME} is nested deeper than {MANIFEST_MAX_DEPTH} levels"
+        )
     return data
 
 

@@ -7,144 +7,43 @@ variant for another platform (win_amd64, CPython 3.13) with a hash comparison.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from passlib.apache import HtpasswdFile
+from publishing import AUDIT_STRICT, WRONG, Index, creds_env, publish_log, run_cli
 
+from pillow_variants.hashing import file_sha256
 from pillow_variants.release.publish import rung_problems
 from pillow_variants.verify.ladder import record_rung
 from wheelfactory import ALL_PASSED, download_official_wheel, make_wheel
 
-USER = "alice"
-PASSWORD = "s3cr3t-Pa55%word"  # a '%' checks percent-encoded forms are scrubbed too
-WRONG = "wr0ng-Pa55word-xyz"
-AUDIT_STRICT = {"name": "nanoserver", "audit": {"policy": "strict"}}
 
-
-@dataclass
-class Index:
-    url: str  # upload URL (no credentials)
-    packages: Path
-    log: Path
-
-    def with_credentials(self, password: str = PASSWORD) -> str:
-        return self.url.replace("http://", f"http://{USER}:{password.replace('%', '%25')}@")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_pypiserver(root: Path, authenticate: str) -> Iterator[Index]:
-    packages = root / "packages"
-    packages.mkdir(parents=True)
-    htpasswd = HtpasswdFile(str(root / "htpasswd"), new=True)
-    htpasswd.set_password(USER, PASSWORD)
-    htpasswd.save()
-    port = _free_port()
-    log = root / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "pypiserver", "run",
-                "-i", "127.0.0.1", "-p", str(port),
-                "-P", str(root / "htpasswd"), "-a", authenticate,
-                "--disable-fallback", str(packages),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2).close()
-                break
-            except urllib.error.HTTPError:
-                break  # 401: up, and asking for credentials
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"pypiserver did not start: {log.read_text()}") from None
-                time.sleep(0.2)
-        yield Index(url, packages, log)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
-    """Credentials needed for everything: upload, listing and download."""
-    yield from _start_pypiserver(tmp_path_factory.mktemp("pypi"), "update,download,list")
-
-
-@pytest.fixture(scope="module")
-def upload_only_auth_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
-    """Anonymous reads, authenticated uploads: a wrong password fails in twine itself."""
-    yield from _start_pypiserver(tmp_path_factory.mktemp("pypi-ro"), "update")
-
-
-def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The CLI as a user runs it: a subprocess, so every byte it prints is captured."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TWINE_")}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "pillow_variants", *args],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def _creds_env(password: str = PASSWORD) -> dict[str, str]:
-    return {"TWINE_USERNAME": USER, "TWINE_PASSWORD": password}
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _log(wheel: Path) -> dict:
-    return json.loads(wheel.with_name(wheel.name + ".publish.json").read_text())
-
-
-def test_publish_verify_noop_and_pip_download(index: Index, tmp_path: Path) -> None:
+def test_publish_verify_noop_and_pip_download(
+    index: Index, tmp_path: Path, pyd: dict[str, bytes]
+) -> None:
     manifest = {"recipe": AUDIT_STRICT, "rungs": ALL_PASSED}
-    w313 = make_wheel(tmp_path, tag="cp313-cp313-win_amd64", manifest=manifest)
-    w311 = make_wheel(tmp_path, tag="cp311-cp311-win_amd64", manifest=manifest)
+    w313 = make_wheel(tmp_path, tag="cp313-cp313-win_amd64", manifest=manifest, files=pyd)
+    w311 = make_wheel(tmp_path, tag="cp311-cp311-win_amd64", manifest=manifest, files=pyd)
     assert w313.name == "pillow-13.0.0+nanoserver-cp313-cp313-win_amd64.whl"
 
-    first = _cli("publish", str(w313), str(w311), "--repository-url", index.url, "--json",
-                 env=_creds_env())  # fmt: skip
+    first = run_cli("publish", str(w313), str(w311), "--repository-url", index.url, "--json",
+                 env=creds_env())  # fmt: skip
     assert first.returncode == 0, first.stderr
     result = json.loads(first.stdout)
     assert [r["status"] for r in result["results"]] == ["uploaded", "uploaded"]
     for r, w in zip(result["results"], (w313, w311), strict=True):
-        assert r["verified"]["sha256"] == _sha256(w) == r["sha256"]
+        assert r["verified"]["sha256"] == file_sha256(w) == r["sha256"]
         assert r["audit"]["passed"] is True
         assert (index.packages / w.name).read_bytes() == w.read_bytes()
-        assert _log(w)["status"] == "uploaded"
+        assert publish_log(w)["status"] == "uploaded"
     assert "verified" in first.stderr
 
-    again = _cli("publish", str(w313), str(w311), "--repository-url", index.url, "--json",
-                 env=_creds_env())  # fmt: skip
+    again = run_cli("publish", str(w313), str(w311), "--repository-url", index.url, "--json",
+                 env=creds_env())  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert [r["status"] for r in json.loads(again.stdout)["results"]] == ["already-present"] * 2
     assert "already on the index with the same sha256; nothing to upload" in again.stderr
@@ -164,27 +63,28 @@ def test_publish_verify_noop_and_pip_download(index: Index, tmp_path: Path) -> N
     assert pip.returncode == 0, pip.stdout + pip.stderr
     (got,) = dest.iterdir()
     assert got.name == w313.name
-    assert _sha256(got) == _sha256(w313)
+    assert file_sha256(got) == file_sha256(w313)
 
 
 def test_wrong_password_is_clear_and_never_printed(
-    index: Index, upload_only_auth_index: Index, tmp_path: Path
+    index: Index, upload_only_auth_index: Index, tmp_path: Path, pyd: dict[str, bytes]
 ) -> None:
     wheel = make_wheel(
         tmp_path,
         tag="cp310-cp310-win_amd64",
         manifest={"recipe": AUDIT_STRICT, "rungs": ALL_PASSED},
+        files=pyd,
     )
     attempts = [
         # twine's upload is refused (reads are anonymous on this index)
-        (ro := upload_only_auth_index, ["--repository-url", ro.url], _creds_env(WRONG)),
+        (ro := upload_only_auth_index, ["--repository-url", ro.url], creds_env(WRONG)),
         (ro, ["--repository-url", ro.with_credentials(WRONG)], {}),
         # the simple API already refuses the pre-upload check
-        (index, ["--repository-url", index.url], _creds_env(WRONG)),
+        (index, ["--repository-url", index.url], creds_env(WRONG)),
         (index, ["--repository-url", index.with_credentials(WRONG), "--json"], {}),
     ]  # fmt: skip
     for idx, args, env in attempts:
-        proc = _cli("publish", str(wheel), *args, env=env)
+        proc = run_cli("publish", str(wheel), *args, env=env)
         assert proc.returncode == 2, proc.stdout + proc.stderr
         out = proc.stdout + proc.stderr
         assert "403" in out or "401" in out, out
@@ -196,62 +96,73 @@ def test_wrong_password_is_clear_and_never_printed(
             assert WRONG.replace("%", "%25") not in text
         assert not (idx.packages / wheel.name).exists()
     # the failure is logged beside the wheel, scrubbed
-    assert _log(wheel)["status"] == "failed"
+    assert publish_log(wheel)["status"] == "failed"
 
 
-def test_missing_rungs_are_refused_and_overrides_recorded(index: Index, tmp_path: Path) -> None:
+def test_missing_rungs_are_refused_and_overrides_recorded(
+    index: Index, tmp_path: Path, gui_pyd: dict[str, bytes]
+) -> None:
+    # wine failed in the manifest; strict is not claimed, and publish's own audit fails it
     rungs = dict(ALL_PASSED, wine={"passed": False, "detail": "import failed under Wine"})
+    rungs.pop("strict")
     rungs.pop("surface")
     wheel = make_wheel(
-        tmp_path, tag="cp312-cp312-win_amd64", manifest={"recipe": AUDIT_STRICT, "rungs": rungs}
+        tmp_path,
+        tag="cp312-cp312-win_amd64",
+        manifest={"recipe": {"audit": {"surface": "servercore-ltsc2022"}}, "rungs": rungs},
+        files=gui_pyd,
     )
-    refused = _cli("publish", str(wheel), "--repository-url", index.url, env=_creds_env())
+    refused = run_cli("publish", str(wheel), "--repository-url", index.url, env=creds_env())
     assert refused.returncode == 2
-    assert "surface: not recorded" in refused.stderr
+    assert "strict: the pre-upload audit failed: 1 error(s): gui-dll" in refused.stderr
     assert "wine: failed: import failed under Wine" in refused.stderr
+    assert "surface:" not in refused.stderr  # servercore has GetDC: the surface rung passes
     assert "nothing was uploaded" in refused.stderr
     assert not (index.packages / wheel.name).exists()
-    assert _log(wheel)["status"] == "refused"
+    assert publish_log(wheel)["status"] == "refused"
 
     # Overriding one rung is not enough; both must be named (or --force).
-    partial = _cli("publish", str(wheel), "--repository-url", index.url,
-                   "--allow-missing-rungs", "wine", env=_creds_env())  # fmt: skip
-    assert partial.returncode == 2 and "surface" in partial.stderr
+    partial = run_cli("publish", str(wheel), "--repository-url", index.url,
+                   "--allow-missing-rungs", "wine", env=creds_env())  # fmt: skip
+    assert partial.returncode == 2 and "strict" in partial.stderr
 
-    ok = _cli("publish", str(wheel), "--repository-url", index.url,
-              "--allow-missing-rungs", "wine", "surface", "--json", env=_creds_env())  # fmt: skip
+    ok = run_cli("publish", str(wheel), "--repository-url", index.url,
+              "--allow-missing-rungs", "wine", "strict", "--json", env=creds_env())  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     (r,) = json.loads(ok.stdout)["results"]
     assert r["status"] == "uploaded"
-    assert r["overrides"]["overridden_rungs"] == ["surface", "wine"]
+    assert r["overrides"]["overridden_rungs"] == ["strict", "wine"]
     assert r["missing_rungs"]["wine"].startswith("failed")
-    assert _log(wheel)["overrides"] == r["overrides"]
+    assert r["audit"]["rungs"]["surface"]["passed"] is True
+    assert publish_log(wheel)["overrides"] == r["overrides"]
     assert "override recorded" in ok.stderr
 
 
 def test_wheel_without_manifest_needs_force(index: Index, tmp_path: Path) -> None:
     wheel = make_wheel(tmp_path, version="13.0.0+nomanifest")
-    refused = _cli("publish", str(wheel), "--repository-url", index.url, env=_creds_env())
+    refused = run_cli("publish", str(wheel), "--repository-url", index.url, env=creds_env())
     assert refused.returncode == 2
     assert "no pillow_variants.manifest.json" in refused.stderr
-    forced = _cli("publish", str(wheel), "--repository-url", index.url, "--force",
-                  env=_creds_env())  # fmt: skip
+    forced = run_cli("publish", str(wheel), "--repository-url", index.url, "--force",
+                  env=creds_env())  # fmt: skip
     assert forced.returncode == 0, forced.stderr
-    log = _log(wheel)
+    log = publish_log(wheel)
     assert log["overrides"]["force"] is True
     assert log["overrides"]["overridden_rungs"] == ["strict", "surface", "wine"]
 
 
-def test_a_different_file_under_a_published_name_is_an_error(index: Index, tmp_path: Path) -> None:
+def test_a_different_file_under_a_published_name_is_an_error(
+    index: Index, tmp_path: Path, pyd: dict[str, bytes]
+) -> None:
     manifest = {"recipe": AUDIT_STRICT, "rungs": ALL_PASSED}
-    first = make_wheel(tmp_path / "a", version="13.0.0+clash", manifest=manifest)
-    assert _cli("publish", str(first), "--repository-url", index.url,
-                env=_creds_env()).returncode == 0  # fmt: skip
+    first = make_wheel(tmp_path / "a", version="13.0.0+clash", manifest=manifest, files=pyd)
+    assert run_cli("publish", str(first), "--repository-url", index.url,
+                env=creds_env()).returncode == 0  # fmt: skip
     other = make_wheel(
-        tmp_path / "b", version="13.0.0+clash", manifest=manifest, files={"PIL/x.py": b"1"}
+        tmp_path / "b", version="13.0.0+clash", manifest=manifest, files={**pyd, "PIL/x.py": b"1"}
     )
     assert other.name == first.name
-    proc = _cli("publish", str(other), "--repository-url", index.url, env=_creds_env())
+    proc = run_cli("publish", str(other), "--repository-url", index.url, env=creds_env())
     assert proc.returncode == 2
     assert "already has a different" in proc.stderr
     assert (index.packages / first.name).read_bytes() == first.read_bytes()
@@ -269,14 +180,14 @@ def test_the_pre_upload_audit_refuses_a_wheel_with_gui_imports(
         manifest=manifest,
         files={"PIL/_imagingcms.cp313-win_amd64.pyd": official_cms},
     )
-    proc = _cli("publish", str(wheel), "--repository-url", index.url, env=_creds_env())
+    proc = run_cli("publish", str(wheel), "--repository-url", index.url, env=creds_env())
     assert proc.returncode == 2
     assert "pre-upload audit failed" in proc.stderr and "GetDC" in proc.stderr
     assert not (index.packages / wheel.name).exists()
-    forced = _cli("publish", str(wheel), "--repository-url", index.url, "--force",
-                  env=_creds_env())  # fmt: skip
+    forced = run_cli("publish", str(wheel), "--repository-url", index.url, "--force",
+                  env=creds_env())  # fmt: skip
     assert forced.returncode == 0, forced.stderr
-    assert _log(wheel)["overrides"]["audit_failed"] is True
+    assert publish_log(wheel)["overrides"]["audit_failed"] is True
 
 
 @pytest.fixture(scope="module")

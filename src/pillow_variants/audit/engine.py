@@ -110,9 +110,15 @@ def _open_wheel(path: Path) -> Image:
     return Image("wheel", str(path), modules, _python_dlls(path.name))
 
 
+def _walk_error(exc: OSError) -> None:
+    """os.walk skips a directory it cannot list; an audit that skips one has not audited it."""
+    where = exc.filename if exc.filename is not None else "a directory"
+    raise UserError(f"{where}: cannot list ({exc.strerror or exc})")
+
+
 def _open_directory(path: Path) -> Image:
     modules = []
-    for root, dirs, files in os.walk(path):
+    for root, dirs, files in os.walk(path, onerror=_walk_error):
         dirs.sort()
         for f in sorted(files):
             if is_pe_name(f):
@@ -217,7 +223,12 @@ def audit_paths(
         raise UserError(f"unknown policy mode {policy!r} (choose from {', '.join(MODES)})")
     rules = load_policy(policy_file) if policy in ("strict", "both") else None
     surf = load_surface(surface) if policy in ("surface", "both") else None
-    targets = [audit_image(open_target(p), surface if surf else None, policy, rules) for p in paths]
+    targets = []
+    for p in paths:
+        image = open_target(p)
+        if not image.modules:  # an audit of nothing must not read as a pass
+            raise UserError(f"no PE files in {p} (nothing to audit: .pyd, .dll or .exe)")
+        targets.append(audit_image(image, surface if surf else None, policy, rules))
     return AuditReport(
         targets=targets,
         mode=policy,

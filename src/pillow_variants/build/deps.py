@@ -367,13 +367,16 @@ class DepsBuilder:
         # Publish the cache entry atomically: a crash never leaves a half entry behind.
         entry_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".entry-", dir=entry_dir.parent))
-        shutil.move(str(stage), tmp / "stage")
-        shutil.copy2(log, tmp / "build.log")
-        entry["log"] = str(entry_dir / "build.log")
-        (tmp / "entry.json").write_text(json.dumps(entry, indent=2))
-        if entry_dir.exists():
-            shutil.rmtree(entry_dir)
-        os.rename(tmp, entry_dir)
+        try:
+            shutil.move(str(stage), tmp / "stage")
+            shutil.copy2(log, tmp / "build.log")
+            entry["log"] = str(entry_dir / "build.log")
+            (tmp / "entry.json").write_text(json.dumps(entry, indent=2))
+            if entry_dir.exists():
+                shutil.rmtree(entry_dir)
+            os.rename(tmp, entry_dir)
+        finally:  # an error or a signal (SIGTERM is KeyboardInterrupt in the CLI) mid-way
+            shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(work)
         self._install(name, entry_dir / "stage", entry)
         return DepResult(name, "built", key=key, entry=entry)

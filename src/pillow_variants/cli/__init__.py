@@ -7,19 +7,21 @@ requested command's module is imported: start-up time matters (``audit`` is benc
 against ``delvewheel show``).
 
 Exit codes (:mod:`pillow_variants.errors`): 0 ok, 1 verification failed (findings), 2 usage or
-input error, 3 build or tool failure, 130 interrupted (SIGINT/SIGTERM).
+input error, 3 build or tool failure, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from types import ModuleType
 
 from pillow_variants import __version__, _log
 from pillow_variants.cli.options import verbosity_options
-from pillow_variants.errors import EXIT_INTERRUPTED, UserError
+from pillow_variants.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, UserError
 
 #: Every command, in pipeline order.
 COMMANDS = (
@@ -53,7 +55,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         description="Build variants of Pillow's Windows wheels from recipes and patch sets, "
         "prove what they load against (audit, Wine, containers), and publish them.",
         epilog="exit codes: 0 ok, 1 verification failed, 2 usage/input error, "
-        "3 build/tool failure, 130 interrupted",
+        "3 build/tool failure, 130 interrupted, 143 terminated (SIGTERM)",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -69,20 +71,47 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so the same ``finally`` blocks and temp-dir cleanups run."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # A second SIGTERM while the first one's cleanup removes a large staging directory would
+    # abort that cleanup half-way; ignore it (SIGKILL still works).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     _log.setup(-1 if getattr(args, "quiet", False) else getattr(args, "verbose", 0))
+    # The default SIGTERM action kills the process on the spot: commands that stage into
+    # temporary directories (extract, fetch, build) would leave them behind. Only the main
+    # thread may install handlers; as Python does for SIGINT, an inherited SIG_IGN or an
+    # embedding program's own handler is kept.
+    previous = None
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    ):
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args._run(args))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("error: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -54,11 +54,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Both URLs are checked before anything else happens: an invalid one stops here with its
+    # userinfo masked, before it could reach a message, the --json output or a publish log.
     repository_url, credentials = resolve_credentials(args.repository_url)
+    secrets = secrets_of(credentials)
     index_url = args.index_url
     if index_url is not None:
-        index_url, in_url = split_userinfo(index_url)
+        index_url, in_url = split_userinfo(index_url, "--index-url")
         credentials = credentials or in_url
+        secrets += secrets_of(in_url)
     results = publish(
         args.wheels,
         repository_url,
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         allow_missing=args.allow_missing_rungs,
         force=args.force,
         credentials=credentials,
-        progress=lambda msg: print(scrub(msg, secrets_of(credentials)), file=sys.stderr),
+        progress=lambda msg: print(scrub(msg, secrets), file=sys.stderr),
     )
     if args.json:
         out = {
@@ -75,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             "index_url": results[0].index_url if results else index_url,
             "results": [r.to_dict() for r in results],
         }
-        print(scrub(json.dumps(out, indent=2, sort_keys=True), secrets_of(credentials)))
+        print(scrub(json.dumps(out, indent=2, sort_keys=True), secrets))
     else:
         for r in results:
             print(f"{r.filename}: {r.status}, verified sha256 {r.sha256}  (log: {r.log})")

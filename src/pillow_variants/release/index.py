@@ -18,6 +18,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from http.client import HTTPException
 from pathlib import Path
 from urllib.error import HTTPError, URLError
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
@@ -32,6 +33,10 @@ ACCEPT = f"{PEP691_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q
 DEFAULT_TIMEOUT = 60.0
 _MASK = "****"
 _USERINFO_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+_SCHEME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_ENCODE_HINT = (
+    "a '/', '?', '#' or '@' in a user name or password must be percent-encoded (/ is %2F)"
+)
 
 
 class IndexAccessError(UserError):
@@ -68,15 +73,32 @@ def scrub(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
     """Remove URL userinfo and every given secret (raw, percent- and base64-encoded) from text.
 
     Tools echo URLs and sometimes request headers on failure; scrubbing every captured line
-    before it is printed or logged is what keeps a password out of CI logs.
+    before it is printed or logged is what keeps a password out of CI logs. Encoded forms are
+    matched case-insensitively: ``%2f`` and ``%2F`` are the same password.
     """
     out = _USERINFO_RE.sub(lambda m: m.group("scheme") + _MASK + "@", text)
     for secret in secrets:
         if not secret:
             continue
-        for form in {secret, quote(secret, safe=""), quote(secret)}:
-            out = out.replace(form, _MASK)
+        for form in sorted({secret, quote(secret, safe=""), quote(secret)}, key=len, reverse=True):
+            out = re.sub(re.escape(form), _MASK, out, flags=re.IGNORECASE)
     return out
+
+
+def mask_url(text: str) -> str:
+    """A URL as typed, safe to echo: everything between the scheme and the last ``@`` masked.
+
+    For input that is not a valid URL, where :func:`scrub` cannot tell where userinfo ends
+    (``user:p/w@host`` without a scheme, a raw ``/`` in a password); masking too much of an
+    invalid URL is harmless, echoing part of a password is not. Non-printable characters are
+    escaped so the message stays on one line.
+    """
+    scheme = _SCHEME_RE.match(text)
+    head = scheme.group(0) if scheme else ""
+    rest = text[len(head) :]
+    if "@" in rest:
+        rest = _MASK + "@" + rest.rpartition("@")[2]
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in head + rest)
 
 
 def secrets_of(credentials: Credentials | None) -> list[str]:
@@ -87,15 +109,37 @@ def secrets_of(credentials: Credentials | None) -> list[str]:
     return [credentials.password, token]
 
 
-def split_userinfo(url: str) -> tuple[str, Credentials | None]:
-    """``https://u:p@host/x`` → (``https://host/x``, Credentials(u, p))."""
-    parts = urlsplit(url)
+def split_userinfo(url: str, what: str = "URL") -> tuple[str, Credentials | None]:
+    """``https://u:p@host/x`` → (``https://host/x``, Credentials(u, p)), for a valid URL only.
+
+    Every index URL a user types goes through here, so this is where a malformed one stops:
+    no scheme, another scheme, a bad port, a raw ``/`` in a password (which moves the rest of
+    the password into the path). ``UserError`` (exit 2) names ``what`` and the URL with any
+    userinfo masked; the URL library's own messages are not used, they quote the bad part.
+    """
+    shown = mask_url(url)
+    if any(not c.isprintable() or c.isspace() for c in url):
+        raise UserError(f"{what} {shown}: a URL cannot contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        hint = f" ({_ENCODE_HINT})" if "@" in url else ""
+        raise UserError(f"{what} {shown}: invalid host or port{hint}") from None
+    if parts.scheme not in ("http", "https") or not _SCHEME_RE.match(url):
+        raise UserError(f"{what} {shown}: not an http:// or https:// URL")
+    if not parts.hostname:
+        raise UserError(f"{what} {shown}: no host in the URL")
+    if port == 0:
+        raise UserError(f"{what} {shown}: invalid port 0")
+    if "@" in url.partition("://")[2][len(parts.netloc) :]:
+        raise UserError(f"{what} {shown}: '@' after the host ({_ENCODE_HINT})")
     if parts.username is None and parts.password is None:
         return url, None
-    host = parts.hostname or ""
+    host = parts.hostname
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
+    netloc = host + (f":{port}" if port else "")
     clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
     creds = Credentials(unquote(parts.username or ""), unquote(parts.password or ""), "the URL")
     return clean, creds
@@ -140,14 +184,18 @@ def _from_keyring(url: str, username: str | None) -> Credentials | None:
 
 
 def resolve_credentials(
-    repository_url: str, *, pypirc: Path | None = None, use_keyring: bool = True
+    repository_url: str,
+    *,
+    pypirc: Path | None = None,
+    use_keyring: bool = True,
+    what: str = "--repository-url",
 ) -> tuple[str, Credentials | None]:
     """The URL without userinfo and the credentials to use, looked up as twine does.
 
     Order: userinfo in the URL; TWINE_USERNAME/TWINE_PASSWORD; a ``.pypirc`` section whose
     ``repository`` is this URL; keyring (for the URL and, if known, the username).
     """
-    url, creds = split_userinfo(repository_url)
+    url, creds = split_userinfo(repository_url, what)
     if creds is not None:
         return url, creds
     user = os.environ.get("TWINE_USERNAME")
@@ -197,31 +245,48 @@ def _fragment_sha256(url: str) -> str | None:
     return None
 
 
-def parse_project_page(body: bytes, content_type: str, base_url: str) -> list[IndexFile]:
-    """Files from a project page, in PEP 691 JSON or PEP 503 HTML (chosen by content type)."""
-    ctype = content_type.split(";", 1)[0].strip().lower()
-    if ctype == PEP691_JSON:
-        try:
-            data = json.loads(body)
-            files = data["files"]
-            return [
-                IndexFile(
-                    f["filename"],
-                    urljoin(base_url, f["url"]),
-                    (f.get("hashes") or {}).get("sha256"),
-                )
-                for f in files
-            ]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise IndexAccessError(f"{base_url}: malformed PEP 691 project page ({exc})") from None
-    parser = _AnchorParser()
-    parser.feed(body.decode("utf-8", errors="replace"))
+def _json_files(body: bytes, base_url: str) -> list[IndexFile]:
+    data = json.loads(body)
+    files = data["files"] if isinstance(data, dict) else None
+    if not isinstance(files, list):
+        raise TypeError("'files' is not a list")
     out = []
-    for href, text in parser.links:
-        url = urljoin(base_url, href)
-        name = text or unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-        out.append(IndexFile(name, url, _fragment_sha256(url)))
+    for f in files:
+        if not (isinstance(f, dict) and isinstance(f.get("filename"), str)):
+            raise TypeError("a file entry without a 'filename' string")
+        hashes = f.get("hashes", {})
+        sha = hashes.get("sha256") if isinstance(hashes, dict) else None
+        if not isinstance(hashes, dict) or not isinstance(sha, str | None):
+            raise TypeError(f"{f['filename'][:100]!r}: 'hashes' is not a name → string table")
+        if not isinstance(f.get("url"), str):
+            raise TypeError(f"{f['filename'][:100]!r}: 'url' is not a string")
+        out.append(IndexFile(f["filename"], urljoin(base_url, f["url"]), sha))
     return out
+
+
+def parse_project_page(body: bytes, content_type: str, base_url: str) -> list[IndexFile]:
+    """Files from a project page, in PEP 691 JSON or PEP 503 HTML (chosen by content type).
+
+    The page comes from a server, so anything can be in it: any malformed answer (wrong
+    types, nesting deep enough to exhaust the JSON parser's recursion, unparsable URLs) is an
+    ``IndexAccessError`` (one line, exit 2), never a traceback.
+    """
+    ctype = content_type.split(";", 1)[0].strip().lower()
+    try:
+        if ctype == PEP691_JSON:
+            return _json_files(body, base_url)
+        parser = _AnchorParser()
+        parser.feed(body.decode("utf-8", errors="replace"))
+        out = []
+        for href, text in parser.links:
+            url = urljoin(base_url, href)
+            name = text or unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+            out.append(IndexFile(name, url, _fragment_sha256(url)))
+        return out
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        kind = "PEP 691" if ctype == PEP691_JSON else "HTML"
+        why = scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)[:200]
+        raise IndexAccessError(f"{base_url}: malformed {kind} project page ({why})") from None
 
 
 class _SameHostAuthRedirect(HTTPRedirectHandler):
@@ -255,11 +320,17 @@ class SimpleIndex:
         return secrets_of(self.credentials)
 
     def _get(self, url: str, accept: str | None = None) -> tuple[bytes, str, str]:
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https"):  # a page's file://, ftp://
+            raise IndexAccessError(scrub(f"{url}: not an http(s) URL", self._secrets()))
         req = Request(url)
         if accept:
             req.add_header("Accept", accept)
         # Credentials go to the index host only, never to a CDN a file URL points at.
-        if self.credentials is not None and urlsplit(url).netloc == self._host:
+        if self.credentials is not None and parts.netloc == self._host:
             req.add_unredirected_header("Authorization", self.credentials.header())
         try:
             with build_opener(_SameHostAuthRedirect).open(req, timeout=self.timeout) as resp:
@@ -276,6 +347,11 @@ class SimpleIndex:
             reason = getattr(exc, "reason", exc)
             raise IndexAccessError(
                 scrub(f"{url}: unreachable ({reason})", self._secrets())
+            ) from None
+        except (HTTPException, ValueError) as exc:  # not HTTP at all: garbage status line, ...
+            why = f"{type(exc).__name__}: {str(exc)[:100]}".splitlines()[0]
+            raise IndexAccessError(
+                scrub(f"{url}: not a valid HTTP reply ({why})", self._secrets())
             ) from None
 
     def project_url(self, project: str) -> str:

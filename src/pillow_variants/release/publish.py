@@ -3,11 +3,12 @@
 A variant is only useful if ``pip install pillow==13.0.0+nanoserver --index-url …`` gets the
 wheel that passed the checks. So publishing is a sequence of refusals and proofs:
 
-1. every wheel's build manifest must show the required rungs passed (strict, surface, wine by
-   default); an override (``allow_missing`` / ``force``) is allowed but recorded in the publish
-   log next to the wheel and in the JSON result;
-2. the wheel is audited once more right before upload (the audit library API), so a wheel
-   edited after its build cannot slip through;
+1. the wheel's METADATA must name the project and version of its file name;
+2. the cheap rungs (strict, surface) are re-run by publish itself with the audit library, so a
+   wheel edited after its build, or one without any PE file, cannot slip through on what its
+   manifest says; the other required rungs (wine by default) must be recorded as passed in the
+   build manifest. An override (``allow_missing`` / ``force``) is allowed but recorded in the
+   publish log next to the wheel and in the JSON result;
 3. the index is asked for the file first: the same sha256 already there is a no-op, a different
    file under the same name is an error (indexes never let a file be replaced);
 4. upload with twine (a subprocess; credentials in its environment, never on its command line);
@@ -23,6 +24,7 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,12 +40,21 @@ from pillow_variants.release.index import (
     secrets_of,
     simple_url_for,
 )
-from pillow_variants.wheeltools import MANIFEST_NAME, dumps_json, read_manifest, wheel_project
+from pillow_variants.wheeltools import (
+    MANIFEST_NAME,
+    dist_info_dir,
+    dumps_json,
+    read_dist_info_file,
+    read_manifest,
+    wheel_project,
+)
 
 #: The rungs of the verification ladder a build manifest can record.
 RUNGS = ("strict", "surface", "wine", "container")
 #: What must have passed before a wheel may be published (``container`` needs Windows).
 DEFAULT_REQUIRED_RUNGS = ("strict", "surface", "wine")
+#: The rungs publish re-runs itself before every upload instead of trusting the manifest.
+AUDIT_RUNGS = ("strict", "surface")
 LOG_SUFFIX = ".publish.json"
 
 
@@ -100,39 +111,110 @@ def rung_problems(manifest: dict[str, Any] | None, required: Sequence[str]) -> d
 
 
 # --------------------------------------------------------------------------------------------
-# The pre-upload audit
+# What the wheel is: its name and version, and the audit publish runs itself
+
+
+def identity_problem(wheel: Path) -> str | None:
+    """Why the wheel's METADATA does not describe the file name's project and version, if so.
+
+    pip and the index go by the file name, an installed environment by METADATA: a wheel named
+    ``pillow-13.0.0+x-…`` whose METADATA says ``other 6.6.6`` would be served as Pillow and
+    installed as something else. The ``.dist-info`` directory name must agree too (pip checks it).
+    """
+    from email.parser import HeaderParser
+
+    from packaging.utils import canonicalize_name, parse_wheel_filename
+    from packaging.version import InvalidVersion, Version
+
+    name, version, _, _ = parse_wheel_filename(wheel.name)
+    raw = read_dist_info_file(wheel, "METADATA")
+    if raw is None:
+        return "the wheel has no .dist-info/METADATA"
+    # Core metadata is UTF-8; a wrong byte must not become a surrogate that breaks the log.
+    headers = HeaderParser().parsestr(raw.decode("utf-8", errors="replace"))
+    found: dict[str, str] = {}
+    for key in ("Name", "Version"):
+        values = headers.get_all(key) or []
+        if len(values) != 1:
+            return f"METADATA has {len(values)} '{key}' fields (expected one)"
+        found[key] = " ".join(str(values[0]).split())  # unfolded: messages stay one line
+    shown = {k: v if len(v) <= 80 else v[:80] + "…" for k, v in found.items()}
+    try:
+        meta_version = Version(found["Version"])
+    except InvalidVersion:
+        return f"METADATA Version {shown['Version']!r} is not a valid version"
+    if canonicalize_name(found["Name"]) != name or meta_version != version:
+        return f"METADATA says {shown['Name']} {shown['Version']}, the file name {name} {version}"
+    with zipfile.ZipFile(wheel) as zf:
+        dist_info = dist_info_dir(zf.namelist(), wheel)
+    di_name, _, di_version = dist_info[: -len(".dist-info")].rpartition("-")
+    try:
+        same = canonicalize_name(di_name) == name and Version(di_version) == version
+    except InvalidVersion:
+        same = False
+    if not same:
+        return f"the .dist-info directory {dist_info} does not match {name} {version}"
+    return None
+
+
+def _audit_surface(manifest: dict[str, Any] | None) -> str:
+    """The surface profile the build audited against, if the manifest names a built-in one.
+
+    The manifest is data from the wheel: a path in it would make publish read a file chosen by
+    whoever made the wheel, so only built-in profile names are taken from it.
+    """
+    from pillow_variants.audit.engine import DEFAULT_SURFACE
+    from pillow_variants.audit.surface import builtin_surfaces
+
+    recipe = (manifest or {}).get("recipe")
+    target = recipe.get("audit") if isinstance(recipe, dict) else None
+    surface = target.get("surface") if isinstance(target, dict) else None
+    if surface is None:
+        return DEFAULT_SURFACE
+    if not isinstance(surface, str) or surface not in builtin_surfaces():
+        raise PublishRefused(
+            f"{MANIFEST_NAME} names the audit surface {surface!r}, which is not a built-in "
+            f"profile ({', '.join(builtin_surfaces())})"
+        )
+    return surface
 
 
 def audit_before_upload(wheel: Path, manifest: dict[str, Any] | None) -> dict[str, Any]:
-    """Audit ``wheel`` with the audit library against the target its recipe names.
+    """Run the cheap rungs (strict and surface) on ``wheel`` itself, right before the upload.
 
-    The surface and policy mode come from the manifest's ``recipe.audit`` (what the build
-    audited against); without one, the audit's defaults (nanoserver, both) apply. Returns a
-    summary dict.
+    The manifest's verdicts for these rungs are not trusted: it is data inside the wheel, and a
+    wheel edited after its build (or made by hand) can claim anything. The surface is the one
+    the build audited against (``recipe.audit.surface``, built-in profiles only) or the default.
+    A wheel without any PE file fails both rungs: there is nothing the audit could have checked.
     """
     from pillow_variants.audit import engine
+    from pillow_variants.audit.policy import load_policy
 
-    target = ((manifest or {}).get("recipe") or {}).get("audit") or {}
-    policy = target.get("policy") or "both"
-    surface = target.get("surface") or engine.DEFAULT_SURFACE
-    report = engine.audit_paths([wheel], surface=surface, policy=policy)
-    first = [
-        f.message
-        for t in report.targets
-        for m in t.modules
-        for f in m.findings
-        if f.severity == "error"
-    ][:3]
-    summary = f"{report.errors} error(s), {report.warnings} warning(s)"
-    if first:
-        summary += ": " + "; ".join(first)
+    surface = _audit_surface(manifest)
+    image = engine.open_target(wheel)
+    summary: dict[str, Any] = {"surface": surface, "policy": "both", "pe_files": len(image.modules)}
+    if not image.modules:
+        why = "the wheel contains no PE file (.pyd/.dll/.exe): nothing to audit"
+        rungs = {rung: {"passed": False, "detail": why} for rung in AUDIT_RUNGS}
+        return {**summary, "passed": False, "errors": 0, "warnings": 0, "summary": why,
+                "rungs": rungs}  # fmt: skip
+    report = engine.audit_image(image, surface, "both", load_policy("strict"))
+    findings = [f for m in report.modules for f in m.findings]
+    rungs = {}
+    for rung, kind in (("strict", "policy"), ("surface", "surface")):
+        messages = [f.message for f in findings if f.kind == kind and f.severity == "error"]
+        detail = f"{len(messages)} error(s)" + (": " + "; ".join(messages[:3]) if messages else "")
+        rungs[rung] = {"passed": not messages, "detail": detail}
+    errors = sum(f.severity == "error" for f in findings)
+    warnings = sum(f.severity == "warning" for f in findings)
+    failed = [f"{r}: {v['detail']}" for r, v in rungs.items() if not v["passed"]]
     return {
-        "passed": report.errors == 0,
-        "surface": surface if policy != "strict" else None,
-        "policy": policy,
-        "errors": report.errors,
-        "warnings": report.warnings,
-        "summary": summary,
+        **summary,
+        "passed": errors == 0,
+        "errors": errors,
+        "warnings": warnings,
+        "summary": "; ".join(failed) or f"0 error(s), {warnings} warning(s)",
+        "rungs": rungs,
     }
 
 
@@ -225,6 +307,12 @@ def write_log(result: PublishResult, wheel: Path) -> None:
     path.write_bytes(dumps_json(data))
 
 
+def _claimed_passed(manifest: dict[str, Any] | None, rung: str) -> bool:
+    rungs = manifest_rungs(manifest) if manifest is not None else None
+    entry = rungs.get(rung) if isinstance(rungs, dict) else None
+    return isinstance(entry, dict) and entry.get("passed") is True
+
+
 def _prepare(
     wheel: Path,
     repository_url: str,
@@ -234,41 +322,60 @@ def _prepare(
     force: bool,
 ) -> PublishResult:
     manifest = read_manifest(wheel)
-    problems = rung_problems(manifest, required)
-    overridden = sorted(r for r in problems if force or r in allow_missing)
     result = PublishResult(
         wheel=str(wheel),
         filename=wheel.name,
         sha256=file_sha256(wheel),
-        status="not-attempted",
+        status="refused",
         repository_url=repository_url,
         index_url=index_url,
         required_rungs=list(required),
         rungs=manifest_rungs(manifest) if manifest is not None else None,
-        missing_rungs=problems,
-        overrides={
-            "allow_missing_rungs": sorted(allow_missing),
-            "force": force,
-            "overridden_rungs": overridden,
-        },
     )
+    mismatch = identity_problem(wheel)
+    if mismatch is not None:  # not overridable: the index would serve it under a wrong name
+        result.reason = f"{mismatch}; nothing can publish this file under its name"
+        return result
+    try:
+        audit = audit_before_upload(wheel, manifest)
+    except UserError as exc:
+        result.reason = f"the pre-upload audit could not run: {exc}"
+        return result
+    result.audit = audit
+    # The cheap rungs are judged by the audit just run, the others by the manifest.
+    problems = rung_problems(manifest, [r for r in required if r not in AUDIT_RUNGS])
+    for rung in required:
+        if rung in AUDIT_RUNGS and not audit["rungs"][rung]["passed"]:
+            problems[rung] = f"the pre-upload audit failed: {audit['rungs'][rung]['detail']}"
+    problems = {r: problems[r] for r in required if r in problems}
+    overridden = sorted(r for r in problems if force or r in allow_missing)
+    result.missing_rungs = problems
+    result.overrides = {
+        "allow_missing_rungs": sorted(allow_missing),
+        "force": force,
+        "overridden_rungs": overridden,
+    }
     blocking = {r: why for r, why in problems.items() if r not in overridden}
+    # A manifest that claims a rung the audit just failed is wrong, whatever is required.
+    contradicted = [
+        r for r in AUDIT_RUNGS if _claimed_passed(manifest, r) and not audit["rungs"][r]["passed"]
+    ]
     if blocking:
-        result.status = "refused"
         listed = "; ".join(f"{r}: {why}" for r, why in blocking.items())
         result.reason = (
             f"required rungs not passed ({listed}); run them, or override with "
             f"--allow-missing-rungs {' '.join(blocking)} (recorded in the publish log)"
         )
-        return result
-    audit = audit_before_upload(wheel, manifest)
-    result.audit = audit
-    if not audit.get("passed"):
-        if force:
+    elif contradicted and not force:
+        listed = "; ".join(f"{r}: {audit['rungs'][r]['detail']}" for r in contradicted)
+        result.reason = (
+            f"the pre-upload audit failed rungs the manifest says passed ({listed}); "
+            "--force publishes anyway (recorded)"
+        )
+    else:
+        result.status = "not-attempted"
+        if force and (contradicted or set(overridden) & set(AUDIT_RUNGS)):
             result.overrides["audit_failed"] = True
-        else:
-            result.status = "refused"
-            result.reason = f"the pre-upload audit failed: {audit.get('summary', '')}".rstrip(": ")
     return result
 
 
