@@ -22,6 +22,7 @@ import ntpath
 import sys
 from pathlib import Path
 
+from pillow_variants._log import progress
 from pillow_variants.audit.engine import DEFAULT_SURFACE, audit_paths
 from pillow_variants.audit.policy import MODES
 from pillow_variants.build import cibw
@@ -106,7 +107,7 @@ def _build(args: argparse.Namespace) -> int:
     if args.dry_run:
         config, script = plan.write(plan_dir)
         print(plan.dry_run_text(), end="")
-        print(f"wrote {config} and {script} (dry run: nothing was run)", file=sys.stderr)
+        progress(f"wrote {config} and {script} (dry run: nothing was run)")
         return EXIT_OK
     rc = cibw.run_plan(plan, plan_dir)
     if rc != 0:
@@ -140,10 +141,9 @@ def _prepare(args: argparse.Namespace) -> int:
         allow_unpinned=args.allow_unpinned,
     )
     origin = "local, unverified" if fetched.local else f"sha256 {fetched.sha256}"
-    print(
+    progress(
         f"prepared {tree}: pillow {recipe.wheel_version} ({origin}),"
-        f" {len(patches)} patch(es) applied",
-        file=sys.stderr,
+        f" {len(patches)} patch(es) applied"
     )
     print(tree)
     return EXIT_OK

@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
+from pillow_variants._log import progress
 from pillow_variants.build.deps import DepsBuilder
 from pillow_variants.cli.options import add_cache_dir, add_source_options, add_subcommands
 from pillow_variants.recipe.model import load_recipe
@@ -82,9 +82,9 @@ def _build(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         built = [r for r in report.results if r.status != "not-built"]
-        print(f"prefix {report.prefix}: {len(built)} dependencies ready", file=sys.stderr)
+        progress(f"prefix {report.prefix}: {len(built)} dependencies ready")
         for r in report.results:
             if r.status == "not-built":
-                print(f"  not built: {r.name}: {r.entry['reason']}", file=sys.stderr)
+                progress(f"  not built: {r.name}: {r.entry['reason']}")
         print(report.manifest_path)
     return 0

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pillow_variants._log import progress
 from pillow_variants.cli.options import (
     add_fetch_options,
     add_subcommands,
@@ -112,7 +112,7 @@ def _check(args: argparse.Namespace) -> int:
     components = patched_components(recipe, args.only)
     checked = []
     for c in components:
-        print(f"checking {c} ({len(recipe.patches[c])} patches)", file=sys.stderr)
+        progress(f"checking {c} ({len(recipe.patches[c])} patches)")
         checked.append(check_component(recipe, c, **kwargs))
     all_ok = all(c.ok for c in checked)
     if args.json:

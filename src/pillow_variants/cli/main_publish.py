@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
+from pillow_variants._log import progress
 from pillow_variants.release.index import resolve_credentials, scrub, secrets_of, split_userinfo
 from pillow_variants.release.publish import DEFAULT_REQUIRED_RUNGS, RUNGS, publish
 
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         allow_missing=args.allow_missing_rungs,
         force=args.force,
         credentials=credentials,
-        progress=lambda msg: print(scrub(msg, secrets), file=sys.stderr),
+        progress=lambda msg: progress(scrub(msg, secrets)),
     )
     if args.json:
         out = {

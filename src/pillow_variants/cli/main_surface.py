@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+from pillow_variants._log import progress
 from pillow_variants.audit.capture import capture_surface
 from pillow_variants.audit.surface import (
     DllModel,
@@ -146,9 +146,7 @@ def _capture(args: argparse.Namespace) -> int:
         os_build=args.os_build,
     )
     args.output.write_text(json.dumps(profile, indent=1) + "\n", encoding="utf-8")
-    print(
-        f"captured {len(profile['dlls'])} DLLs, {len(profile['apisets'])} API sets"
-        f" -> {args.output}",
-        file=sys.stderr,
+    progress(
+        f"captured {len(profile['dlls'])} DLLs, {len(profile['apisets'])} API sets -> {args.output}"
     )
     return 0

@@ -22,6 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pillow_variants._log import progress
 from pillow_variants.audit.engine import audit_paths
 from pillow_variants.cli.options import add_cache_dir, add_subcommands
 from pillow_variants.errors import EXIT_FINDINGS, EXIT_OK
@@ -172,7 +173,7 @@ def _container(args: argparse.Namespace) -> int:
                 profile = capture_dir / container.CAPTURED_PROFILE
                 argv = ["pillow-variants", "audit", str(plan.wheel), "--surface", str(profile)]
                 print(subprocess.list2cmdline([*argv, "--policy", "surface"]))
-        print("dry run: nothing was run; no rung recorded", file=sys.stderr)
+        progress("dry run: nothing was run; no rung recorded")
         return EXIT_OK
     return _run_containers(args, plans, docker, nano, capture_dir)
 
@@ -199,7 +200,7 @@ def _run_containers(
         for plan, v in zip(plans, verdicts, strict=True):
             manifest = read_manifest(plan.wheel)
             if manifest is None:
-                print(f"{plan.wheel.name}: no build manifest; rung not recorded", file=sys.stderr)
+                progress(f"{plan.wheel.name}: no build manifest; rung not recorded")
                 continue
             ladder.record_rung(manifest, "container", v.rung_result())
             add_files(plan.wheel, {"{dist_info}/" + MANIFEST_NAME: dumps_json(manifest)})

@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     if written is None:
-        print(f"deb-src already enabled for: {' '.join(suites)}", file=sys.stderr)
+        _log.progress(f"deb-src already enabled for: {' '.join(suites)}")
     return 0
 
 
