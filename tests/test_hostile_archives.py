@@ -13,15 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from httpserver import LIBFOO, foo_diff, foo_hunk, make_project, patch_text, snapshot
+from httpserver import F3_PATCH, LIBFOO, make_project, one_error_line, snapshot
 from pillow_variants.archives import extract_archive
 from pillow_variants.cli import main
 from pillow_variants.errors import SourceError
-
-PATCH = patch_text(
-    "f3 returns 33",
-    foo_diff(foo_hunk(4, "int f3(void) { return 3; }", "int f3(void) { return 33; }")),
-)
 
 
 def _tar(entries: list[tuple[str, str, str]]) -> bytes:
@@ -80,20 +75,12 @@ def _cli_extract(tmp_path: Path, archive: Path, *extra: str) -> tuple[int, Path]
         tmp_path / "proj",
         libfoo_url="http://127.0.0.1:9/libfoo-1.0.tar.gz",
         libfoo_sha256="0" * 64,
-        patches={"0001-f3.patch": PATCH},
+        patches={"0001-f3.patch": F3_PATCH},
     )
     dest = tmp_path / "out" / "tree"
     argv = ["sources", "extract", str(recipe), "libfoo", str(dest), "--source"]
     argv += [f"libfoo={archive}", *extra]
     return main(argv), dest
-
-
-def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
 
 
 @pytest.mark.parametrize("fmt", ["tar", "zip"])
@@ -106,7 +93,7 @@ def test_links_leaving_the_unwrapped_tree_are_refused(
     archive.write_bytes(_tar(entries) if fmt == "tar" else _zip(entries))
     code, dest = _cli_extract(tmp_path, archive)
     assert code == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys.readouterr().err)
     assert f"{archive}: refusing unsafe archive member 'libfoo-1.0/" in line or (
         f"{archive}: refusing unsafe archive member '" in line and "resolves outside" in line
     )
@@ -170,7 +157,7 @@ def test_archive_with_a_git_repository_is_refused(
     archive.write_bytes(_tar(entries) if fmt == "tar" else _zip(entries))
     code, dest = _cli_extract(tmp_path, archive, "--patched")
     assert code == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys.readouterr().err)
     assert "refusing unsafe archive member 'libfoo-1.0/.git/" in line and "git metadata" in line
     assert not dest.exists() and not (tmp_path / "out").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["proj", archive.name])  # no marker

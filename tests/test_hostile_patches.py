@@ -14,16 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from httpserver import LIBFOO, foo_diff, foo_hunk, make_project, patch_text
+from httpserver import F3_PATCH, LIBFOO, make_project
 from pillow_variants.cli import main
 from pillow_variants.patches import choose_tool
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
-
-PATCH = patch_text(
-    "f3 returns 33",
-    foo_diff(foo_hunk(4, "int f3(void) { return 3; }", "int f3(void) { return 33; }")),
-)
 
 
 def _filter(marker: Path) -> str:
@@ -85,7 +80,7 @@ def test_patches_check_runs_no_git_filter(
         tmp_path / "proj",
         libfoo_url="http://127.0.0.1:9/libfoo-1.0.tar.gz",
         libfoo_sha256="0" * 64,
-        patches={"0001-f3.patch": PATCH},
+        patches={"0001-f3.patch": F3_PATCH},
     )
     argv = ["patches", "check", str(recipe), "--source", f"libfoo={tree}"]
     argv += ["--cache-dir", str(tmp_path / "cache")]
@@ -104,7 +99,7 @@ def test_extract_patched_runs_no_git_filter(
         tmp_path / "proj",
         libfoo_url="http://127.0.0.1:9/libfoo-1.0.tar.gz",
         libfoo_sha256="0" * 64,
-        patches={"0001-f3.patch": PATCH},
+        patches={"0001-f3.patch": F3_PATCH},
     )
     dest = tmp_path / "out"
     argv = ["sources", "extract", str(recipe), "libfoo", str(dest), "--patched"]

@@ -10,17 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from httpserver import LIBFOO_TGZ, Server, foo_diff, foo_hunk, patch_text, serve, sha256
+from httpserver import F3_PATCH, LIBFOO_TGZ, Server, one_error_line, serve, sha256
 from pillow_variants.cli import main
 from pillow_variants.errors import RecipeError, SourceError
 from pillow_variants.recipe import load_recipe
 from pillow_variants.sources import fetch_source
 
 WRONG_SHA = "0" * 64
-PATCH = patch_text(
-    "f3 returns 33",
-    foo_diff(foo_hunk(4, "int f3(void) { return 3; }", "int f3(void) { return 33; }")),
-)
 
 
 @pytest.fixture
@@ -37,7 +33,7 @@ def _project(root: Path, *, source: str, version: str = "1.0", platform: str = "
     (root / "recipes").mkdir(parents=True)
     pdir = root / "patches" / "libfoo" / "1.0"
     pdir.mkdir(parents=True)
-    (pdir / "0001-f3.patch").write_text(PATCH)
+    (pdir / "0001-f3.patch").write_text(F3_PATCH)
     plat = f'platform = "{platform}"\n' if platform else ""
     recipe = root / "recipes" / "test.toml"
     recipe.write_text(
@@ -68,14 +64,6 @@ libfoo = ["0001-f3.patch"]
     return recipe
 
 
-def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
-
-
 def _cli_fetch(recipe: Path, cache: Path) -> int:
     return main(["sources", "fetch", str(recipe), "libfoo", "--cache-dir", str(cache)])
 
@@ -88,7 +76,7 @@ def test_url_whose_last_segment_decodes_to_a_path_is_refused(
     work = tmp_path / "work"
     cache = work / "a" / "cache"
     assert _cli_fetch(recipe, cache) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys.readouterr().err)
     assert "test.toml: dependencies.libfoo.source.url:" in line and "'../../x.tar.gz'" in line
     assert srv.requests == [] and not work.exists()
 
@@ -103,7 +91,7 @@ def test_absolute_filename_is_refused_before_any_download(
     )
     recipe = _project(tmp_path / "proj", source=source)
     assert _cli_fetch(recipe, tmp_path / "cache") == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys.readouterr().err)
     assert "dependencies.libfoo.source.filename:" in line and str(victim) in line
     assert victim.read_text() == "precious\n" and srv.requests == []
     assert not (tmp_path / "cache").exists()
@@ -149,10 +137,10 @@ def test_version_that_climbs_out_of_patches_is_refused(
     )
     outside = root / "x"  # patches/libfoo/../../x
     outside.mkdir()
-    (outside / "0001-f3.patch").write_text(PATCH)
+    (outside / "0001-f3.patch").write_text(F3_PATCH)
     code = main(["patches", "check", str(recipe), "--cache-dir", str(tmp_path / "cache")])
     assert code == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys.readouterr().err)
     assert "test.toml: dependencies.libfoo.version: expected a version" in line
     assert srv.requests == []
 
@@ -180,7 +168,7 @@ def test_platform_must_be_a_known_windows_tag(
     source = f'url = "http://127.0.0.1:9/libfoo-1.0.tar.gz"\nsha256 = "{WRONG_SHA}"'
     recipe = _project(tmp_path / "proj", source=source, platform=platform)
     assert main(["recipe", "show", str(recipe)]) == 2
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys.readouterr().err)
     assert "test.toml: recipe.platform: expected one of win_amd64, win32, win_arm64" in line
 
 
