@@ -149,6 +149,21 @@ def foo_diff(*hunks: str) -> str:
     return "diff --git a/src/foo.c b/src/foo.c\n--- a/src/foo.c\n+++ b/src/foo.c\n" + "".join(hunks)
 
 
+#: A patch that applies to libfoo (f3 returns 33), for tests that need any working patch.
+F3_PATCH = patch_text(
+    "f3 returns 33",
+    foo_diff(foo_hunk(4, "int f3(void) { return 3; }", "int f3(void) { return 33; }")),
+)
+
+
+def one_error_line(err: str) -> str:
+    """The single ``error: ...`` line a failed command printed on stderr (no traceback)."""
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
 def make_project(
     root: Path,
     *,

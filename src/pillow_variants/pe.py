@@ -1,8 +1,17 @@
 """Read what the Windows loader needs from a PE file: machine, imports, delay imports, exports.
 
-pefile is used with ``fast_load=True`` and only the three data directories the audit needs are
-parsed (exports, imports, delay imports): parsing resources, relocations or debug data would
-dominate the run time on large extension modules and tells the loader simulation nothing.
+pefile is used with ``fast_load=True`` for the headers, the sections (RVA mapping) and the
+export directory: parsing resources, relocations or debug data would dominate the run time on
+large extension modules and tells the loader simulation nothing.
+
+The import and delay-import tables are walked here, the way the loader walks them, not by
+pefile: pefile's parser drops, without an exception, descriptors and thunks it finds odd but
+the loader accepts (many thunks sharing one hint/name entry, an ordinal thunk with high bits
+set, more than 8,192 imports, a descriptor with no functions, a non-ASCII name), and an audit
+that misses an import says "clean" for a DLL that loads USER32. Where the loader's behaviour
+cannot be known from the file (a name whose meaning depends on the ANSI code page, a table that
+runs out of its section, a name RVA with high bits set) or a table exceeds the bounds below,
+the file is reported unreadable (:class:`PEReadError`, exit 2): never a partial list.
 
 ``PE.close()`` is never called: the data is a bytes object (no mmap to release) and pefile's
 close() runs a full ``gc.collect()``, which would cost more than the parsing itself.
@@ -13,6 +22,8 @@ truncated download or a random file gives one ``error:`` line, never a traceback
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pefile
@@ -30,6 +41,17 @@ MACHINES = {
     0xA641: "arm64ec",
     0x01C4: "arm",
 }
+
+
+#: Bounds that keep a hostile import table linear in time and memory; beyond them the file is
+#: refused rather than read in part. Real extension modules stay far below (Pillow's largest
+#: imports a few hundred functions from a dozen DLLs).
+MAX_IMPORT_DESCRIPTORS = 4096
+MAX_IMPORTED_FUNCTIONS = 1 << 16
+MAX_IMPORT_NAME = 4096
+MAX_IMPORT_NAME_BYTES = 8 << 20
+
+_ORDINAL_FLAG = {4: 1 << 31, 8: 1 << 63}
 
 
 class PEReadError(UserError):
@@ -91,11 +113,6 @@ def _text(raw: bytes | None) -> str | None:
     return raw.decode("ascii", errors="backslashreplace")
 
 
-def _dir_present(pe: pefile.PE, index: int) -> bool:
-    dirs = pe.OPTIONAL_HEADER.DATA_DIRECTORY
-    return index < len(dirs) and dirs[index].VirtualAddress != 0 and dirs[index].Size != 0
-
-
 def _open(data: bytes, name: str, directories: list[int]) -> pefile.PE:
     if data[:2] != b"MZ":
         raise PEReadError(f"{name}: not a PE file (no MZ header)")
@@ -109,26 +126,165 @@ def _open(data: bytes, name: str, directories: list[int]) -> pefile.PE:
     return pe
 
 
-def _check_parsed(pe: pefile.PE, name: str, index: int, attr: str, what: str) -> None:
-    """A directory that is declared but did not parse means the loader would refuse the file."""
-    if _dir_present(pe, index) and not hasattr(pe, attr):
-        raise PEReadError(f"{name}: the {what} directory is present but unreadable")
+class _ImportWalker:
+    """Walks the import and delay-import directories as the loader does (see module doc).
+
+    Descriptors are read until the all-zero one; each descriptor's lookup table (the
+    OriginalFirstThunk, else the FirstThunk; the delay INT) until its zero thunk. An ordinal
+    thunk means ordinal ``value & 0xFFFF`` whatever its other bits (``IMAGE_ORDINAL``); any
+    other thunk is the RVA of a hint/name entry, which many thunks may share.
+    """
+
+    def __init__(self, pe: pefile.PE, name: str) -> None:
+        self.pe, self.name = pe, name
+        self.thunk_size = 8 if pe.PE_TYPE == pefile.OPTIONAL_HEADER_MAGIC_PE_PLUS else 4
+        self.functions = 0
+        self.name_bytes = 0
+        self.names: dict[int, str] = {}  # hint/name RVA -> name: shared entries decode once
+
+    def fail(self, why: str) -> PEReadError:
+        return PEReadError(f"{self.name}: cannot read the import directory completely: {why}")
+
+    def _mapped(self, rva: int, size: int) -> tuple[bytes, bool]:
+        """Up to ``size`` bytes at ``rva`` as the loader maps them, and whether the mapping
+        goes on (zero-filled) after them. Bytes a section declares but the file lacks (a
+        truncated file) are an error, not zeros."""
+        pe = self.pe
+        data: bytes = pe.__data__
+        section = pe.get_section_by_rva(rva)
+        if section is None:
+            headers = min(pe.OPTIONAL_HEADER.SizeOfHeaders, len(data))
+            if rva >= headers:
+                raise self.fail(f"RVA 0x{rva:x} is outside every section")
+            return bytes(data[rva : min(rva + size, headers)]), False
+        offset = section.get_offset_from_rva(rva)
+        raw_end = section.get_PointerToRawData_adj() + section.SizeOfRawData
+        chunk = bytes(data[offset : max(offset, min(offset + size, raw_end))])
+        if offset + len(chunk) < min(offset + size, raw_end):
+            label = section.Name.rstrip(b"\0").decode("ascii", "backslashreplace")
+            raise self.fail(f"the file ends inside section {label!r} (truncated?)")
+        end = rva + len(chunk)
+        if len(chunk) < size and section.contains_rva(end):
+            # the section's memory continues past its raw data: the loader zero-fills it
+            # (section_max_addr: pefile's mapped extent, set by the contains_rva() call)
+            fill = min(size - len(chunk), section.section_max_addr - end)
+            return chunk + b"\0" * fill, section.contains_rva(end + fill)
+        return chunk, section.contains_rva(end)
+
+    def read(self, rva: int, size: int) -> bytes:
+        """Exactly ``size`` mapped bytes at ``rva``, or fail."""
+        data, _ = self._mapped(rva, size)
+        if len(data) < size:
+            raise self.fail(f"data at RVA 0x{rva:x} crosses the end of its section")
+        return data
+
+    def string(self, rva: int, what: str) -> bytes:
+        """The NUL-terminated string at ``rva`` (at most MAX_IMPORT_NAME bytes)."""
+        data, _ = self._mapped(rva, MAX_IMPORT_NAME + 1)
+        end = data.find(b"\0")
+        if end < 0:
+            if len(data) > MAX_IMPORT_NAME:
+                raise self.fail(f"{what} at RVA 0x{rva:x} is longer than {MAX_IMPORT_NAME} bytes")
+            raise self.fail(f"{what} at RVA 0x{rva:x} runs off its section")
+        self.name_bytes += end
+        if self.name_bytes > MAX_IMPORT_NAME_BYTES:
+            raise self.fail(f"more than {MAX_IMPORT_NAME_BYTES} bytes of imported names")
+        return data[:end]
+
+    def dll_name(self, rva: int) -> str:
+        raw = self.string(rva, "DLL name")
+        if not raw:
+            raise self.fail("a descriptor names a DLL with an empty name")
+        if not raw.isascii():
+            # The loader decodes it with the system's ANSI code page: which file that opens
+            # (and whether it is a GUI DLL) is not knowable from the file.
+            shown = raw.decode("ascii", "backslashreplace")
+            raise self.fail(f"DLL name {shown!r} is not ASCII")
+        return raw.decode("ascii")
+
+    def thunks(self, rva: int, dll: str, base: int = 0) -> tuple[ImportedFunction, ...]:
+        """The functions of one lookup table at ``rva`` (``base``: ImageBase for VA tables)."""
+        size, flag = self.thunk_size, _ORDINAL_FLAG[self.thunk_size]
+        out: list[ImportedFunction] = []
+        while True:
+            value = int.from_bytes(self.read(rva, size), "little")
+            if value == 0:
+                return tuple(out)
+            self.functions += 1
+            if self.functions > MAX_IMPORTED_FUNCTIONS:
+                raise self.fail(f"more than {MAX_IMPORTED_FUNCTIONS} imported functions")
+            if value & flag:
+                out.append(ImportedFunction(None, value & 0xFFFF))
+            else:
+                name_rva = value - base
+                if not 0 < name_rva <= 0xFFFFFFFF:
+                    raise self.fail(f"import of {dll} has a name at 0x{value:x}, not in the image")
+                out.append(ImportedFunction(self.function_name(name_rva, dll)))
+            rva += size
+
+    def function_name(self, rva: int, dll: str) -> str:
+        name = self.names.get(rva)
+        if name is None:
+            raw = self.string(rva + 2, f"name of a function imported from {dll}")
+            if not raw:
+                raise self.fail(f"import of {dll} has an empty function name")
+            # Binding compares bytes with the exporter's names: keep non-ASCII ones visible.
+            name = self.names[rva] = raw.decode("ascii", "backslashreplace")
+        return name
+
+    def descriptors(self, rva: int, size: int) -> Iterator[bytes]:
+        for i in range(MAX_IMPORT_DESCRIPTORS + 1):
+            raw = self.read(rva + i * size, size)
+            if not any(raw):
+                return
+            if i == MAX_IMPORT_DESCRIPTORS:
+                raise self.fail(f"more than {MAX_IMPORT_DESCRIPTORS} import descriptors")
+            yield raw
+
+    def imports(self, rva: int) -> list[ImportedDll]:
+        """IMAGE_IMPORT_DESCRIPTOR: OriginalFirstThunk, TimeDateStamp, ForwarderChain, Name,
+        FirstThunk (5 DWORDs)."""
+        out = []
+        for raw in self.descriptors(rva, 20):
+            oft, _, _, name_rva, ft = struct.unpack("<5I", raw)
+            if not name_rva or not ft:
+                # Loaders differ on whether this ends the list or is an error: do not guess.
+                raise self.fail("a descriptor without a name or import address table")
+            dll = self.dll_name(name_rva)
+            out.append(ImportedDll(dll, self.thunks(oft or ft, dll)))
+        return out
+
+    def delay_imports(self, rva: int) -> list[ImportedDll]:
+        """ImgDelayDescr: Attributes, DllNameRVA, ModuleHandleRVA, ImportAddressTableRVA,
+        ImportNameTableRVA, BoundIAT, UnloadIAT, TimeDateStamp (8 DWORDs). Attributes bit 0
+        clear means the fields are VAs (old 32-bit linkers)."""
+        out = []
+        base = self.pe.OPTIONAL_HEADER.ImageBase
+        for raw in self.descriptors(rva, 32):
+            attrs, name_rva, _, iat, int_rva = struct.unpack("<5I", raw[:20])
+            vas = base if not attrs & 1 else 0
+            if not name_rva or not int_rva or not iat:
+                raise self.fail("a delay-import descriptor without a name, IAT or INT")
+            if name_rva < vas or int_rva < vas:
+                raise self.fail("a delay-import descriptor with addresses below the image base")
+            dll = self.dll_name(name_rva - vas)
+            out.append(ImportedDll(dll, self.thunks(int_rva - vas, dll, vas), delay=True))
+        return out
+
+
+def _dir_rva(pe: pefile.PE, index: int) -> int:
+    """A directory's RVA, 0 when absent. The loader ignores the declared size."""
+    dirs = pe.OPTIONAL_HEADER.DATA_DIRECTORY
+    return dirs[index].VirtualAddress if index < len(dirs) else 0
 
 
 def _read_imports(pe: pefile.PE, name: str) -> list[ImportedDll]:
+    walker = _ImportWalker(pe, name)
     out: list[ImportedDll] = []
-    for attr, delay in (("DIRECTORY_ENTRY_IMPORT", False), ("DIRECTORY_ENTRY_DELAY_IMPORT", True)):
-        for entry in getattr(pe, attr, ()):
-            dll = _text(entry.dll)
-            if not dll:
-                raise PEReadError(f"{name}: import directory names a DLL without a name")
-            funcs = tuple(
-                ImportedFunction(_text(imp.name), None if imp.name else imp.ordinal)
-                for imp in entry.imports
-            )
-            if any(f.name is None and f.ordinal is None for f in funcs):
-                raise PEReadError(f"{name}: import of {dll} has neither a name nor an ordinal")
-            out.append(ImportedDll(dll, funcs, delay))
+    if rva := _dir_rva(pe, _DIR_IMPORT):
+        out += walker.imports(rva)
+    if rva := _dir_rva(pe, _DIR_DELAY):
+        out += walker.delay_imports(rva)
     return out
 
 
@@ -154,15 +310,9 @@ def read_pe(data: bytes, name: str, *, imports: bool = True) -> PEInfo:
     ``imports=False`` parses the export directory only: capturing a System32 needs exports of
     thousands of DLLs and nothing else.
     """
-    dirs = [_DIR_EXPORT, _DIR_IMPORT, _DIR_DELAY] if imports else [_DIR_EXPORT]
-    pe = _open(data, name, dirs)
+    pe = _open(data, name, [_DIR_EXPORT])
     try:
-        if imports:
-            _check_parsed(pe, name, _DIR_IMPORT, "DIRECTORY_ENTRY_IMPORT", "import")
-            _check_parsed(pe, name, _DIR_DELAY, "DIRECTORY_ENTRY_DELAY_IMPORT", "delay-import")
-            imported = _read_imports(pe, name)
-        else:
-            imported = []
+        imported = _read_imports(pe, name) if imports else []
         machine_id = pe.FILE_HEADER.Machine
         return PEInfo(
             name=name,

@@ -187,9 +187,16 @@ class Surface:
 
 
 def normalize_dll(name: str) -> str:
-    """Loader name normalisation: case-insensitive, ``.dll`` appended when no extension."""
+    """Loader name normalisation: the file the loader opens for an imported DLL name.
+
+    Case-insensitive; ``.dll`` appended when there is no extension, unless the name ends with
+    a dot (the documented way to say "no extension"); then Win32 path rules drop trailing dots
+    and spaces, so ``USER32.dll.`` and ``USER32.dll `` open user32.dll.
+    """
     name = name.strip().lower().replace("/", "\\").rsplit("\\", 1)[-1]
-    return name if "." in name else name + ".dll"
+    explicit = name.endswith(".")
+    name = name.rstrip(". ")
+    return name if explicit or "." in name else name + ".dll"
 
 
 def _tuple(value: Any) -> tuple[str, ...]:

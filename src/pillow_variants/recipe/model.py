@@ -17,8 +17,9 @@ import re
 import tomllib
 import types
 import typing
+import urllib.parse
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from packaging.version import InvalidVersion, Version
@@ -31,6 +32,13 @@ UNPINNED = "unpinned"
 VARIANTS = ("upstream", "nanoserver")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _COMPONENT_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+# Versions and file names become path components (patches/<component>/<version>/, the cache's
+# sha256/<hex>/<filename>): one component, no separators, and never "." or "..".
+_VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._+~-]{0,63}$")
+_FILENAME_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._+~-]{0,199}$")
+#: Wheel platform tags a recipe may target (Pillow's Windows wheels); the tag ends up in wheel
+#: names and cibuildwheel identifiers, so anything else is a typo or an injection.
+PLATFORMS = ("win_amd64", "win32", "win_arm64")
 
 BuildSystem = Literal["cmake", "meson", "msbuild", "cargo", "autotools"]
 FeatureState = Literal["enabled", "disabled", "removed", "changed"]
@@ -55,6 +63,18 @@ class Source:
     @property
     def pinned(self) -> bool:
         return self.sha256 != UNPINNED
+
+
+def safe_filename(name: str) -> bool:
+    """True if ``name`` is a single, harmless path component (no separator, not ``.``/``..``,
+    no leading dot or dash): download targets are joined from it."""
+    return bool(_FILENAME_RE.match(name))
+
+
+def url_filename(url: str) -> str:
+    """The file name a URL's last path segment gives, percent-decoded (may be unsafe: check
+    it with :func:`safe_filename`; ``%2F`` decodes to a separator only after the split)."""
+    return urllib.parse.unquote(PurePosixPath(urllib.parse.urlparse(url).path).name)
 
 
 @dataclass(frozen=True)
@@ -161,9 +181,24 @@ class Recipe:
         return ["pillow", *self.dependencies]
 
     def patch_files(self, component: str) -> list[Path]:
-        """The ordered patch files of one component's patch set (absolute paths)."""
-        directory = self.root / "patches" / component / self.component_version(component)
-        return [directory / name for name in self.patches.get(component, [])]
+        """The ordered patch files of one component's patch set (absolute paths).
+
+        The loader already restricts versions and patch names to single safe path components;
+        the resolved directory is checked again because a patch read from elsewhere would be
+        applied (and reported as ours) without anyone noticing.
+        """
+        base = (self.root / "patches").resolve()
+        directory = (base / component / self.component_version(component)).resolve()
+        if not directory.is_relative_to(base / component):
+            key = "pillow.version" if component == "pillow" else f"dependencies.{component}.version"
+            raise RecipeError(self.path, key, f"patch directory {directory} is outside {base}")
+        files = [(directory / name).resolve() for name in self.patches.get(component, [])]
+        for i, f in enumerate(files):
+            if f.parent != directory:
+                raise RecipeError(
+                    self.path, f"patches.{component}[{i}]", f"{f} is outside {directory}"
+                )
+        return files
 
     def build_order(self) -> list[str]:
         """Dependencies in an order where each comes after what it depends on (recipe order
@@ -415,6 +450,32 @@ def _check_version(origin: _Origins, key: str, value: str) -> None:
         Version(value)
     except InvalidVersion:
         raise RecipeError(path, key, f"expected a version, got {value!r}") from None
+    _check_component_version(origin, key, value)
+
+
+def _check_component_version(origin: _Origins, key: str, value: str) -> None:
+    """A library version names a patch directory: letters, digits, ``._+~-``, one component."""
+    if not _VERSION_RE.match(value):
+        raise RecipeError(
+            origin(key), key, f"expected a version (letters, digits, '._+~-'), got {value!r}"
+        )
+
+
+def _check_filename(origin: _Origins, key: str, source: Source) -> None:
+    """The download's file name (``source.filename``, else the URL's last segment, decoded)
+    must be one safe path component: it is joined to the cache directory."""
+    rule = "one path component of letters, digits and '._+~-', not starting with '.' or '-'"
+    if source.filename:
+        where = f"{key}.filename"
+        if not safe_filename(source.filename):
+            raise RecipeError(origin(where), where, f"expected {rule}, got {source.filename!r}")
+    elif source.url and not safe_filename(name := url_filename(source.url)):
+        where = f"{key}.url"
+        raise RecipeError(
+            origin(where),
+            where,
+            f"the URL's file name {name!r} is not {rule}; set {key}.filename",
+        )
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -426,12 +487,15 @@ def load_recipe(path: str | Path) -> Recipe:
 
     _check_version(at, "pillow.version", t.pillow.version)
     _check_sha256(at, "pillow.source.sha256", t.pillow.source)
+    _check_filename(at, "pillow.source", t.pillow.source)
     deps: dict[str, Dependency] = {}
     for name, d in t.dependencies.items():
         key = f"dependencies.{name}"
         if not _COMPONENT_RE.match(name):
             raise RecipeError(at(key), key, "names are lowercase letters, digits, '-', '_', '.'")
         _check_sha256(at, f"{key}.source.sha256", d.source)
+        _check_filename(at, f"{key}.source", d.source)
+        _check_component_version(at, f"{key}.version", d.version)
         for i, dep in enumerate(d.depends):
             if dep not in t.dependencies:
                 k = f"{key}.depends[{i}]"
@@ -456,6 +520,11 @@ def load_recipe(path: str | Path) -> Recipe:
         if not re.match(r"^3\.\d+$", v):
             k = f"recipe.python[{i}]"
             raise RecipeError(at(k), k, f"expected 'X.Y', got {v!r}")
+    if t.recipe.platform and t.recipe.platform not in PLATFORMS:
+        k = "recipe.platform"
+        raise RecipeError(
+            at(k), k, f"expected one of {', '.join(PLATFORMS)}, got {t.recipe.platform!r}"
+        )
     if t.recipe.local_version and not re.match(
         r"^[a-z0-9]+(\.[a-z0-9]+)*$", t.recipe.local_version
     ):

@@ -1,8 +1,10 @@
 """Safe extraction of source archives (.tar, .tar.gz, .tar.xz, .tar.bz2, .zip).
 
 Source archives come from the network, so extraction must never write outside the destination.
-Every member is checked *before* anything is written: absolute names, ``..`` components, links
-whose target leaves the tree, members reached through a link, and device/FIFO files are refused
+Every member is checked *before* anything is written: absolute names, ``..`` components, ``.git``
+(a repository's config can make git run commands), links whose target leaves the tree (also
+after the single top directory is unwrapped), members reached through a link, and device/FIFO
+files are refused
 with a ``SourceError`` naming the archive and the member. Tar extraction then still runs under
 tarfile's ``data`` filter (defence in depth: it re-checks real paths as it goes). Zip files are
 extracted by hand because :mod:`zipfile` neither restores symlinks nor keeps executable bits.
@@ -105,14 +107,36 @@ def _unsafe_name(name: str) -> str | None:
         return "'..' in path"
     if "\0" in raw:
         return "NUL in path"
+    if ".git" in raw.lower().split("/"):
+        # A repository in the tree makes every git run there read its config, whose filters,
+        # hooks and fsmonitor are shell commands: patching and builds must never see one.
+        return "git metadata ('.git' can make git run commands in the tree)"
     return None
 
 
-def check_members(archive: Path, members: list[Member]) -> None:
+def unwrapped_top(members: list[Member]) -> str:
+    """The single top-level directory that unwrapping makes the tree root, or "" if none.
+
+    Mirrors :func:`_publish`: one top-level name, and it is a directory (declared or implied).
+    """
+    names = [posixpath.normpath(m.name.replace("\\", "/")) for m in members]
+    tops = {n.split("/", 1)[0] for n in names if n != "."}
+    if len(tops) != 1:
+        return ""
+    (top,) = tops
+    if any(n == top and m.kind != "dir" for n, m in zip(names, members, strict=True)):
+        return ""
+    return top
+
+
+def check_members(archive: Path, members: list[Member], *, unwrap: bool = False) -> None:
     """Refuse the whole archive if any member could write outside the tree.
 
-    Raises ``SourceError`` naming the archive and the first offending member.
+    With ``unwrap`` the tree is the single top directory (if there is one), so a link like
+    ``pkg/up -> ..`` that stays inside the archive still leaves the tree. Raises
+    ``SourceError`` naming the archive and the first offending member.
     """
+    root = unwrapped_top(members) if unwrap else ""
     links = {posixpath.normpath(m.name.replace("\\", "/")) for m in members if m.kind == "symlink"}
     for m in members:
         why = _unsafe_name(m.name)
@@ -133,6 +157,8 @@ def check_members(archive: Path, members: list[Member]) -> None:
                 why = f"symlink to absolute path {m.link!r}"
             elif resolved == ".." or resolved.startswith("../"):
                 why = f"symlink {m.link!r} leaves the tree"
+            elif root and resolved != root and not resolved.startswith(root + "/"):
+                why = f"symlink {m.link!r} leaves the tree once {root!r} is unwrapped"
         if why is None and m.kind == "hardlink":
             if _unsafe_name(m.link) is not None:
                 why = f"hardlink to {m.link!r} leaves the tree"
@@ -196,7 +222,7 @@ def extract_archive(archive: Path, dest: Path, *, unwrap: bool = True) -> Path:
                 members = _tar_members(handle)
             else:
                 members = _zip_members(handle)
-            check_members(archive, members)
+            check_members(archive, members, unwrap=unwrap)
             _prepare_dest(dest)
             tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
             try:
@@ -204,6 +230,7 @@ def extract_archive(archive: Path, dest: Path, *, unwrap: bool = True) -> Path:
                     _extract_tar(handle, archive, tmp)
                 else:
                     _extract_zip(handle, members, archive, tmp)
+                _check_links(archive, _unwrap_top(tmp, unwrap) or tmp)
                 _publish(tmp, dest, unwrap)
             finally:
                 if tmp.exists():
@@ -213,11 +240,37 @@ def extract_archive(archive: Path, dest: Path, *, unwrap: bool = True) -> Path:
     return dest
 
 
+def _check_links(archive: Path, tree: Path) -> None:
+    """Resolve every extracted symlink on disk and refuse any that leads outside ``tree``.
+
+    The name checks are lexical; a chain (``s/a -> ..``, ``b -> s/a/..``) resolves ``..``
+    after following ``s/a``, which only the file system can do. Runs before the tree is
+    published, so a refusal leaves nothing at the destination.
+    """
+    root = tree.resolve()
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            if path.is_symlink() and not Path(os.path.realpath(path)).is_relative_to(root):
+                rel = path.relative_to(root).as_posix()
+                raise SourceError(
+                    f"{archive}: refusing unsafe archive member {rel!r}: symlink "
+                    f"{os.readlink(path)!r} resolves outside the tree"
+                )
+
+
+def _unwrap_top(tmp: Path, unwrap: bool) -> Path | None:
+    """The single top directory of an extraction that becomes the tree, if unwrapping."""
+    entries = list(tmp.iterdir())
+    top = entries[0] if unwrap and len(entries) == 1 else None
+    return top if top is not None and top.is_dir() and not top.is_symlink() else None
+
+
 def _publish(tmp: Path, dest: Path, unwrap: bool) -> None:
     """Rename the extracted tree (or its single top directory) to ``dest``."""
     entries = list(tmp.iterdir())
-    top = entries[0] if unwrap and len(entries) == 1 else None
-    if top is not None and top.is_dir() and not top.is_symlink():
+    top = _unwrap_top(tmp, unwrap)
+    if top is not None:
         _move_into_place(top, dest)
         return
     tree = tmp / (tmp.name + ".tree")  # move the contents, so ``tmp`` itself can be removed

@@ -29,7 +29,6 @@ import sys
 import tempfile
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections import deque
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from pillow_variants import __version__, _log
 from pillow_variants.errors import SourceError
 from pillow_variants.hashing import file_sha256
-from pillow_variants.recipe.model import Recipe, Source
+from pillow_variants.recipe.model import Recipe, Source, safe_filename, url_filename
 from pillow_variants.sources.archives import extract_archive, looks_like_archive
 
 #: Environment variable overriding the cache directory (the CLI's ``--cache-dir`` wins over it).
@@ -252,20 +251,30 @@ def download(url: str, into: Path, *, timeout: float = DEFAULT_TIMEOUT, label: s
     return h.hexdigest()
 
 
-def _url_filename(url: str) -> str:
-    name = urllib.parse.unquote(Path(urllib.parse.urlparse(url).path).name)
-    if not name or name in ("download", "."):
-        raise SourceError(f"{url}: cannot tell the file name from the URL; set source.filename")
+def _download_name(component: str, source: Source) -> str:
+    """The file name to download into: ``source.filename`` or the URL's decoded last segment.
+
+    Checked here as well as in the recipe loader (a Source can be built in code): the name is
+    joined to the cache directory, so ``../x`` or ``/abs`` would write outside it.
+    """
+    name = source.filename or url_filename(source.url)
+    if not safe_filename(name) or name == "download":
+        raise SourceError(
+            f"{component}: cannot use {name!r} (from {source.url}) as a file name; set "
+            "source.filename to one path component; nothing was written"
+        )
     return name
 
 
 def _fetch_url(
     component: str, source: Source, cache_dir: Path, timeout: float
 ) -> tuple[Path, str, bool]:
-    filename = source.filename or _url_filename(source.url)
+    filename = _download_name(component, source)
     incoming = _incoming_dir(cache_dir)
     try:
         tmp = incoming / filename
+        if tmp.resolve().parent != incoming.resolve():  # defence in depth; see _download_name
+            raise SourceError(f"{component}: download target {tmp} leaves {incoming}")
         try:
             actual = download(source.url, tmp, timeout=timeout, label=f"{component} {source.url}")
         except urllib.error.HTTPError as exc:

@@ -10,8 +10,9 @@ before the first diff)::
 
 Patches are applied with ``git apply`` (strict: no fuzz, whole-patch atomic, refuses paths
 outside the tree and writes through symlinks); GNU ``patch --fuzz=0`` is the fallback when git
-is missing. Git runs with ``GIT_CEILING_DIRECTORIES`` so that a tree that happens to sit inside
-some repository is still patched as a plain directory.
+is missing. Git runs as if there were no repository and no configuration at all (see
+:func:`_git_env`): a source archive can carry ``.git/config`` and ``.gitattributes``, and a
+filter or fsmonitor command in them would otherwise run while we patch.
 
 A patch *set* is applied atomically: all patches go to a copy of the tree, and only when every
 one applied is the copy swapped in. On failure the tree is byte-identical to before and the
@@ -209,12 +210,38 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[
     return proc.returncode, (proc.stdout + proc.stderr).splitlines()
 
 
+def _git_env(tree: Path, empty: Path) -> dict[str, str]:
+    """The environment for ``git apply`` in an untrusted tree: no repository, no config.
+
+    The tree comes from a downloaded archive. If git found a repository there (``tree/.git``,
+    or a ``.git`` file pointing anywhere) it would read that repository's config, and a
+    ``filter.*.clean``/``smudge`` named by the tree's ``.gitattributes`` would run as a shell
+    command on every patched file. ``GIT_DIR`` set to an empty directory makes git treat the
+    tree as a plain directory (``git apply`` runs without a repository, still refusing paths
+    outside it); system, global and XDG config are switched off, and the caller's ``GIT_*``
+    variables (``GIT_CONFIG_PARAMETERS``, ``GIT_CONFIG_COUNT``...) are dropped, so no filter,
+    attributes file or hook from anywhere applies. C locale keeps messages parseable.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k == "GIT_EXEC_PATH"}
+    env.update(
+        GIT_DIR=str(empty),
+        GIT_CEILING_DIRECTORIES=str(tree.resolve().parent),
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GIT_CONFIG_SYSTEM=os.devnull,
+        GIT_ATTR_NOSYSTEM="1",
+        HOME=str(empty),
+        XDG_CONFIG_HOME=str(empty),
+        LC_ALL="C",
+        LANGUAGE="C",
+    )
+    return env
+
+
 def _git_apply(tree: Path, patch: Path) -> tuple[int, list[str]]:
-    env = dict(os.environ)
-    # Never discover a repository above the tree; C locale keeps messages parseable.
-    env.update(GIT_CEILING_DIRECTORIES=str(tree.resolve().parent), LC_ALL="C", LANGUAGE="C")
     cmd = ["git", "apply", "-p1", "--whitespace=nowarn", str(patch.resolve())]
-    return _run(cmd, tree, env)
+    with tempfile.TemporaryDirectory(prefix="pv-git-") as empty:
+        return _run(cmd, tree, _git_env(tree, Path(empty)))
 
 
 def _gnu_patch(tree: Path, patch: Path) -> tuple[int, list[str]]:
