@@ -37,6 +37,15 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _printable(line: str) -> str:
+    """``line`` with control and format characters escaped (``\\x1b``, ``\\u202e``): a recipe
+    string must not move the cursor, clear the screen or reorder text on the terminal."""
+    return "".join(
+        c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
+        for c in line
+    )
+
+
 def format_recipe(r: Recipe) -> str:
     lines = [
         f"recipe      {r.name}  ({r.path})",
@@ -69,4 +78,4 @@ def format_recipe(r: Recipe) -> str:
     for name, feat in r.features.items():
         why = f"  — {feat.reason}" if feat.reason else ""
         lines.append(f"  {name:<16} {feat.state}{why}")
-    return "\n".join(lines)
+    return "\n".join(_printable(line) for line in lines)
