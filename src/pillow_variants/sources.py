@@ -305,7 +305,7 @@ def _fetch_url(
         except (OSError, ValueError, http.client.HTTPException) as exc:
             # timeouts, resets, truncation, bad URL, bad status line, too many headers,
             # a truncated chunked body (IncompleteRead): one line naming the URL
-            why = str(exc) or type(exc).__name__
+            why = " ".join(str(exc).split())[:200] or type(exc).__name__  # one line
             raise SourceError(f"could not fetch {source.url} ({why}); {_hint(component)}") from None
         except UserError as exc:  # the total download deadline
             raise SourceError(f"{exc}; {_hint(component)}") from None
