@@ -64,7 +64,10 @@ class Member:
 def looks_like_archive(path: Path) -> bool:
     """True if ``path`` is a file in a format :func:`extract_archive` can read."""
     path = Path(path)
-    return path.is_file() and (zipfile.is_zipfile(path) or tarfile.is_tarfile(path))
+    try:
+        return path.is_file() and (zipfile.is_zipfile(path) or tarfile.is_tarfile(path))
+    except _READ_ERRORS:  # is_tarfile lets a truncated gz/xz stream's EOFError through
+        return False
 
 
 def _archive_kind(path: Path) -> str:
@@ -73,7 +76,7 @@ def _archive_kind(path: Path) -> str:
     # zip first: a zip can carry a tar-looking prefix, never the other way round.
     if zipfile.is_zipfile(path):
         return "zip"
-    if tarfile.is_tarfile(path):
+    if looks_like_archive(path):
         return "tar"
     raise SourceError(
         f"{path}: not a tar or zip archive (expected one of {', '.join(ARCHIVE_SUFFIXES)})"
@@ -103,7 +106,7 @@ def _zip_members(zf: zipfile.ZipFile) -> list[Member]:
     for info in zf.infolist():
         mode = info.external_attr >> 16
         ftype = stat.S_IFMT(mode)
-        if info.is_dir() or ftype == stat.S_IFDIR:
+        if info.filename.endswith("/") or ftype == stat.S_IFDIR:  # is_dir() fails on ""
             kind = "dir"
         elif ftype == stat.S_IFLNK:
             kind = "symlink"
@@ -200,7 +203,9 @@ def check_limits(archive: Path, members: list[Member]) -> None:
         name = posixpath.normpath(m.name.replace("\\", "/")).rstrip("/")
         why = None
         raw = name.encode("utf-8", "surrogateescape")
-        if len(raw) >= _PATH_MAX or any(len(c) > _NAME_MAX for c in raw.split(b"/")):
+        if name in ("", "."):
+            why = "empty member name"
+        elif len(raw) >= _PATH_MAX or any(len(c) > _NAME_MAX for c in raw.split(b"/")):
             why = f"path longer than the file system allows ({_PATH_MAX}, {_NAME_MAX} per name)"
         elif name in seen and m.kind != "dir":
             why = "duplicate member name"

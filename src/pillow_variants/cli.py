@@ -14,7 +14,7 @@ import sys
 from types import ModuleType
 
 from pillow_variants import __version__
-from pillow_variants.errors import UserError
+from pillow_variants.errors import UserError, one_line
 
 
 def _command_names() -> list[str]:
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args))
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -145,8 +145,15 @@ def read_wheel_view(path: Path) -> WheelView:
     with zf:
         try:
             return _read_view(zf, path, str(project), str(version), sorted(str(t) for t in tags))
-        except (OSError, RuntimeError, NotImplementedError, zlib.error, lzma.LZMAError) as exc:
-            # bad CRC, encryption, compression method, corrupt deflate/LZMA streams
+        except (
+            zipfile.BadZipFile,
+            EOFError,
+            OSError,
+            RuntimeError,
+            NotImplementedError,
+            zlib.error,
+            lzma.LZMAError,
+        ) as exc:  # bad headers or CRC, encryption, compression method, corrupt streams
             raise WheelError(f"{path}: cannot read from the wheel ({exc})") from None
 
 
@@ -154,7 +161,7 @@ def _read_view(
     zf: zipfile.ZipFile, path: Path, project: str, version: str, tags: list[str]
 ) -> WheelView:
     limits.ARCHIVE_MEMBERS.check(str(path), len(zf.infolist()))
-    names = [i.filename for i in zf.infolist() if not i.is_dir()]
+    names = [i.filename for i in zf.infolist() if not i.filename.endswith("/")]
     dist_info = dist_info_dir(names, path)
     view = WheelView(
         path=path,

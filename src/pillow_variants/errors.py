@@ -38,3 +38,12 @@ class PatchError(UserError):
 
 class ToolchainError(UserError):
     """A toolchain is not usable on this host."""
+
+
+def one_line(message: str) -> str:
+    """``message`` as one terminal line: control characters from hostile input (a newline in
+    an archive member's name, an escape sequence in a URL) are shown escaped, never obeyed."""
+    return "".join(
+        c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
+        for c in message
+    )

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from pillow_variants.cli import add_subcommands
+from pillow_variants.errors import one_line
 from pillow_variants.recipe import Recipe, load_recipe
 
 COMMAND = "recipe"
@@ -35,15 +36,6 @@ def _show(args: argparse.Namespace) -> int:
     else:
         print(format_recipe(recipe))
     return 0
-
-
-def _printable(line: str) -> str:
-    """``line`` with control and format characters escaped (``\\x1b``, ``\\u202e``): a recipe
-    string must not move the cursor, clear the screen or reorder text on the terminal."""
-    return "".join(
-        c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
-        for c in line
-    )
 
 
 def format_recipe(r: Recipe) -> str:
@@ -78,4 +70,5 @@ def format_recipe(r: Recipe) -> str:
     for name, feat in r.features.items():
         why = f"  — {feat.reason}" if feat.reason else ""
         lines.append(f"  {name:<16} {feat.state}{why}")
-    return "\n".join(_printable(line) for line in lines)
+    # recipe strings must not move the cursor, clear the screen or reorder text
+    return "\n".join(one_line(line) for line in lines)
