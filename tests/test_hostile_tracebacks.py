@@ -14,6 +14,8 @@ import lzma
 import os
 import random
 import socket
+import subprocess
+import sys
 import tarfile
 import threading
 import zipfile
@@ -357,3 +359,28 @@ def test_garbage_python_dll_in_python_dir_is_one_line(tmp_path) -> None:
     _write(pydir / "python313.dll", b"this is not a DLL" * 100)
     proc = run_cli(tmp_path, "verify", "wine", str(wheel), "--python-dir", str(pydir))
     assert "python313.dll: not a readable Windows DLL" in error_line(proc)
+
+
+def test_surface_profile_with_nan_is_refused_not_printed(tmp_path, apiset_user) -> None:
+    surface = _surface(tmp_path / "in" / "s.json", {})
+    surface.write_text(surface.read_text().replace('"dlls": {}', '"dlls": {}, "os": {"b": NaN}'))
+    args = ["audit", str(apiset_user), "--surface", str(surface), "--json"]
+    proc = run_cli(tmp_path, *args)
+    assert "NaN is not a JSON value" in error_line(proc) and "NaN" not in proc.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# The input fuzzer (nox -s fuzz runs it for thousands of inputs)
+
+
+def test_fuzz_inputs_finds_no_crash(tmp_path) -> None:
+    script = Path(__file__).resolve().parents[1] / "scripts" / "fuzz_inputs.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--iterations", "150", "--random-seed", "7"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "fuzz: 150 inputs, 0 crashes" in proc.stdout

@@ -16,6 +16,7 @@ change them for one run. README.md ("Limits") lists them.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import time
@@ -159,6 +160,20 @@ def read_member(
             f"{subject}: the member inflates to more than the {info.file_size} bytes it declares"
         )
     return data
+
+
+def loads_json(raw: str | bytes) -> object:
+    """``json.loads`` without NaN/Infinity: Python accepts them, but printed back they make
+    a ``--json`` output that no JSON parser reads. Raises ``ValueError`` (also for nesting
+    too deep to decode) so callers keep one ``except ValueError``."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not a JSON value")
+
+    try:
+        return json.loads(raw, parse_constant=refuse)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 class Deadline:

@@ -527,7 +527,7 @@ def load_sdk(root: Path) -> WindowsSDK:
             f"{root} is not a prepared SDK (no {SDK_MANIFEST}); run 'pillow-variants sdk prepare'"
         )
     try:
-        raw = json.loads(limits.read_regular_file(path, SDK_MANIFEST).decode("utf-8"))
+        raw = limits.loads_json(limits.read_regular_file(path, SDK_MANIFEST).decode("utf-8"))
         if not isinstance(raw, dict):
             raise TypeError(f"expected a JSON object, got {type(raw).__name__}")
         return WindowsSDK.from_dict(raw)

@@ -22,7 +22,6 @@ beats an inference.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -32,6 +31,7 @@ from typing import Any
 
 from pillow_variants.apiset import contract_key, is_apiset
 from pillow_variants.errors import UserError
+from pillow_variants.limits import loads_json
 from pillow_variants.pe import ImportedFunction
 
 FORMAT = "pillow-variants-surface/1"
@@ -284,8 +284,8 @@ def builtin_surfaces() -> list[str]:
 @lru_cache(maxsize=8)
 def _load_cached(path: str, mtime_ns: int) -> Surface:
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = loads_json(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # also UTF-8, NaN/Infinity, nesting
         raise SurfaceError(f"{path}: cannot read surface profile ({exc})") from None
     return surface_from_dict(raw, path)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pillow_variants.errors import UserError
+from pillow_variants.limits import loads_json
 
 #: The build manifest, inside the wheel's ``.dist-info`` directory.
 MANIFEST_NAME = "pillow_variants.manifest.json"
@@ -111,16 +112,11 @@ def read_manifest(wheel: Path) -> dict[str, Any] | None:
     return None if raw is None else parse_manifest(raw, wheel)
 
 
-def _not_json(constant: str) -> None:
-    raise ValueError(f"{constant} is not a JSON value")
-
-
 def parse_manifest(raw: bytes, wheel: Path | str) -> dict[str, Any]:
     """The manifest's JSON object; a ``WheelError`` naming the wheel if it is not one."""
     try:
-        # NaN/Infinity are not JSON: accepted here they would be printed back as invalid JSON
-        data = json.loads(raw, parse_constant=_not_json)
-    except (ValueError, RecursionError) as exc:
+        data = loads_json(raw)  # no NaN/Infinity: printed back they would not be JSON
+    except ValueError as exc:
         raise WheelError(f"{wheel}: {MANIFEST_NAME} is not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise WheelError(f"{wheel}: {MANIFEST_NAME} is not a JSON object")
