@@ -187,14 +187,19 @@ def test_dll_count_limit(tmp_path) -> None:
 # Devices and FIFOs: refused before they are opened (no hang, no endless read)
 
 
+def special_file(path: Path, kind: str) -> Path:
+    """A FIFO (reading blocks for ever) or a device (``/dev/zero``: reading never ends)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    return path
+
+
 @pytest.mark.parametrize("kind", ["fifo", "device"])
 def test_audit_refuses_fifo_and_device(tmp_path, kind) -> None:
-    target = tmp_path / "in" / "x.pyd"
-    target.parent.mkdir()
-    if kind == "fifo":
-        os.mkfifo(target)
-    else:
-        target.symlink_to("/dev/zero")
+    target = special_file(tmp_path / "in" / "x.pyd", kind)
     proc = run_cli(tmp_path, "audit", str(target), timeout=20)
     assert "not a regular file" in error_line(proc)
     # the same in a directory target
@@ -204,12 +209,7 @@ def test_audit_refuses_fifo_and_device(tmp_path, kind) -> None:
 
 @pytest.mark.parametrize("kind", ["fifo", "device"])
 def test_recipe_show_refuses_fifo_and_device(tmp_path, kind) -> None:
-    recipe = tmp_path / "in" / "r.toml"
-    recipe.parent.mkdir()
-    if kind == "fifo":
-        os.mkfifo(recipe)
-    else:
-        recipe.symlink_to("/dev/zero")
+    recipe = special_file(tmp_path / "in" / "r.toml", kind)
     proc = run_cli(tmp_path, "recipe", "show", str(recipe), timeout=20)
     assert "not a regular file" in error_line(proc)
 
