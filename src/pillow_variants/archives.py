@@ -174,7 +174,7 @@ def _bounded_tar_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
     cap = limits.ARCHIVE_MEMBERS.value()
     for m in tar:
         if len(out) == cap:
-            raise limits.ARCHIVE_MEMBERS.error(str(tar.name), cap + 1)
+            raise limits.ARCHIVE_MEMBERS.error(f"{tar.name} (more entries)")
         out.append(m)
     return out
 
