@@ -132,8 +132,12 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def fuzz(session: nox.Session) -> None:
-    """Fuzz the audit with 10,000 mutated real PE files (exit 1 on any crash)."""
+    """Fuzz with 10,000 mutated real PE files through the audit, then 3,000 mutated recipes,
+    source archives and wheels through the CLI (exit 1 on any crash: a traceback, or an exit
+    code other than 0/1/2). ``-- PE_ITERATIONS [INPUT_ITERATIONS]`` changes the counts."""
     session.install(".")
     wheel = _official_wheel(session)
     iterations = session.posargs[0] if session.posargs else "10000"
+    inputs = session.posargs[1] if len(session.posargs) > 1 else "3000"
     session.run("python", "scripts/fuzz_audit.py", "--seed", wheel, "--iterations", iterations)
+    session.run("python", "scripts/fuzz_inputs.py", "--seed", wheel, "--iterations", inputs)

@@ -19,7 +19,8 @@ import pillow_variants
 LAYERS = [
     # the foundation: errors, logging, and the two file formats several stages read
     {"pillow_variants", "pillow_variants.errors", "pillow_variants._log"},
-    {"pillow_variants.hashing", "pillow_variants.pe", "pillow_variants.wheeltools"},
+    {"pillow_variants.hashing", "pillow_variants.limits", "pillow_variants.pe"},
+    {"pillow_variants.wheeltools"},
     # the audit needs nothing but PE reading: every later stage may use it (the build checks
     # its own extensions against the system surface, cibw gates on it)
     {"pillow_variants.audit"},

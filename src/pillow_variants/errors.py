@@ -47,3 +47,12 @@ class BuildError(UserError):
     """A build step (compiler, linker, build backend) failed on valid input; names its log."""
 
     exit_code = EXIT_BUILD
+
+
+def one_line(message: str) -> str:
+    """``message`` as one terminal line: control characters from hostile input (a newline in
+    an archive member's name, an escape sequence in a URL) are shown escaped, never obeyed."""
+    return "".join(
+        c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
+        for c in message
+    )

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pillow_variants.errors import UserError
+from pillow_variants.limits import loads_json
 
 #: The build manifest, inside the wheel's ``.dist-info`` directory.
 MANIFEST_NAME = "pillow_variants.manifest.json"
@@ -137,7 +138,7 @@ def parse_manifest(raw: bytes, wheel: Path | str) -> dict[str, Any]:
     parser's recursion, or that is parsed but later overflows a recursive consumer, is refused.
     """
     try:
-        data = json.loads(raw)
+        data = loads_json(raw)  # no NaN/Infinity: printed back they would not be JSON
     except (ValueError, RecursionError) as exc:
         why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise WheelError(f"{wheel}: {MANIFEST_NAME} is not valid JSON ({why})") from None

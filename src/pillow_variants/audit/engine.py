@@ -7,15 +7,18 @@
 from __future__ import annotations
 
 import itertools
+import lzma
 import os
 import re
 import threading
 import zipfile
+import zlib
 from collections import deque
 from collections.abc import Generator, Iterable
 from contextlib import closing
 from pathlib import Path
 
+from pillow_variants import limits
 from pillow_variants.audit.loader import MESSAGES, DllResult, Image, Loader, Module
 from pillow_variants.audit.policy import MODES, Policy, load_policy
 from pillow_variants.audit.report import AuditReport, Finding, ModuleReport, TargetReport
@@ -61,7 +64,9 @@ class _Inflate(threading.Thread):
 
     def run(self) -> None:
         try:
-            self.data = self.zf.read(self.member)  # ZipFile serialises the shared file handle
+            # ZipFile serialises the shared file handle; the size is capped (limits.py)
+            info = self.zf.getinfo(self.member)
+            self.data = limits.read_member(self.zf, info, f"{self.zf.filename}:{self.member}")
         except BaseException as exc:  # re-raised in the caller's thread by result()
             self.exc = exc
 
@@ -101,11 +106,13 @@ def _open_wheel(path: Path) -> Image:
             if not any(re.fullmatch(r"[^/]+\.dist-info/WHEEL", n) for n in names):
                 raise UserError(f"{path}: not a wheel (no .dist-info/WHEEL in the archive)")
             members = sorted(n for n in names if is_pe_name(n) and not n.endswith("/"))
+            _check_counts(path, len(names), len(members))
             with closing(_read_ahead(zf, members)) as contents:
                 modules = [Module(n, read_pe(data, f"{path.name}:{n}")) for n, data in contents]
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
         raise UserError(f"{path}: not a readable wheel ({exc})") from None
-    except (OSError, RuntimeError, NotImplementedError) as exc:  # bad CRC, encryption, method
+    except (OSError, RuntimeError, NotImplementedError, zlib.error, lzma.LZMAError) as exc:
+        # bad CRC, encryption, compression method, corrupt deflate/LZMA streams
         raise UserError(f"{path}: cannot read from the wheel ({exc})") from None
     return Image("wheel", str(path), modules, _python_dlls(path.name))
 
@@ -114,6 +121,12 @@ def _walk_error(exc: OSError) -> None:
     """os.walk skips a directory it cannot list; an audit that skips one has not audited it."""
     where = exc.filename if exc.filename is not None else "a directory"
     raise UserError(f"{where}: cannot list ({exc.strerror or exc})")
+
+
+def _check_counts(path: Path, entries: int, modules: int) -> None:
+    """Refuse targets whose size alone would exhaust time or memory (limits.py)."""
+    limits.ARCHIVE_MEMBERS.check(str(path), entries)
+    limits.DLLS.check(str(path), modules)
 
 
 def _open_directory(path: Path) -> Image:
@@ -125,14 +138,13 @@ def _open_directory(path: Path) -> Image:
                 full = Path(root, f)
                 rel = full.relative_to(path).as_posix()
                 modules.append(Module(rel, read_pe(_read(full), str(full))))
+                limits.DLLS.check(str(path), len(modules))
     return Image("directory", str(path), modules)
 
 
 def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    # a regular file only (a FIFO would block, /dev/zero never end), capped (limits.py)
+    return limits.read_regular_file(path, "PE file")
 
 
 def open_target(path: str | os.PathLike[str]) -> Image:
@@ -142,6 +154,7 @@ def open_target(path: str | os.PathLike[str]) -> Image:
         return _open_directory(p)
     if not p.exists():
         raise UserError(f"{p}: no such file or directory")
+    limits.check_regular_file(p, "wheel or PE file")  # before is_zipfile opens a FIFO
     if p.suffix.lower() == ".whl" or zipfile.is_zipfile(p):
         return _open_wheel(p)
     return Image("pe", str(p), [Module(p.name, read_pe(_read(p), str(p)))])

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections import deque
 from dataclasses import dataclass, field
 
 from pillow_variants.audit.apiset import is_apiset
@@ -40,7 +41,11 @@ MESSAGES = {
 }
 _RUNTIME_FIXED = frozenset({"python3.dll", "vcruntime140.dll", "vcruntime140_1.dll"})
 _PYTHON_DLL = re.compile(r"^python3\d+\.dll$")
-_MAX_FORWARDS = 16
+#: Forwarder hops followed before giving up. The Windows loader has no small fixed limit (it
+#: recurses until a real cycle or stack exhaustion); genuine chains through API sets and
+#: compatibility DLLs are a few hops, so 64 leaves room while bounding hostile input. A loop
+#: (the same DLL and function again) is reported as a loop whatever its length.
+MAX_FORWARD_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -232,8 +237,15 @@ class Loader:
         if provider.model is None:
             return result
         current, func = provider, fn
-        for _ in range(_MAX_FORWARDS):
+        visited: set[tuple[str, str]] = set()
+        for _ in range(MAX_FORWARD_DEPTH):
             assert current.model is not None
+            hop = (current.model.name.lower(), func.label)
+            if hop in visited:
+                result.present, result.basis = False, "forwarder"
+                result.detail = "forwarder loop: " + " -> ".join(result.forwarded_to)
+                return result
+            visited.add(hop)
             res = current.model.lookup(func)
             result.present, result.basis = res.present, res.basis
             result.detail, result.sources = res.detail, res.sources
@@ -250,7 +262,8 @@ class Loader:
                 result.detail = f"forwarded to {res.forward}, but {target_dll} is absent"
                 return result
             func = _forward_target(target)
-        result.present, result.basis, result.detail = False, "forwarder", "forwarder loop"
+        result.present, result.basis = False, "forwarder"
+        result.detail = f"forwarder chain deeper than {MAX_FORWARD_DEPTH} hops"
         return result
 
     def resolve_import(self, module: Module, imp: ImportedDll) -> DllResult:
@@ -279,32 +292,80 @@ class Loader:
     # -- closure ----------------------------------------------------------------------------
     def load_verdicts(self, results: dict[str, ModuleResult]) -> None:
         """Set ``load`` on every result: a module loads only if its whole static closure of
-        own DLLs binds (and has the importer's machine type)."""
-        modules = {m.path: m for m in self.image.modules}
-        for path, result in results.items():
-            result.load = self._verdict(path, results, modules)
+        own DLLs binds (and has the importer's machine type).
 
-    def _verdict(
-        self, root: str, results: dict[str, ModuleResult], modules: dict[str, Module]
-    ) -> LoadVerdict:
-        machine = modules[root].info.machine
-        seen = {root}
-        queue = [[root]]
-        while queue:
-            chain = queue.pop(0)
-            current = results[chain[-1]]
-            if modules[chain[-1]].info.machine != machine:
-                return LoadVerdict(
-                    False, ERROR_BAD_EXE_FORMAT, chain, f"{chain[-1]} is not {machine}"
-                )
-            failure = current.first_static_error()
-            if failure is not None:
-                return LoadVerdict(False, failure[0], chain, failure[1])
-            for dll in current.imports:
-                if not dll.delay and dll.where == "wheel" and dll.resolved_as not in seen:
-                    seen.add(dll.resolved_as)
-                    queue.append([*chain, dll.resolved_as])
+        The verdict of each module is the shortest chain (first in import order among equals)
+        to a failing module of its closure, exactly what a breadth-first walk from each module
+        finds; it is computed for all modules at once, by one breadth-first walk backwards
+        from the failing modules per machine type, so that N chained DLLs cost O(N) walks
+        rather than a walk per module (hostile wheels of thousands of chained DLLs).
+        """
+        modules = {m.path: m for m in self.image.modules}
+        edges = {path: _static_own(r) for path, r in results.items()}
+        by_machine: dict[str, dict[str, int]] = {}
+        for path, result in results.items():
+            machine = modules[path].info.machine
+            if machine not in by_machine:
+                by_machine[machine] = _distances(machine, results, modules, edges)
+            result.load = _verdict(path, machine, by_machine[machine], results, modules, edges)
+
+
+def _static_own(result: ModuleResult) -> list[str]:
+    """The module's static imports of the target's own DLLs, in import order, once each."""
+    out: dict[str, None] = {}
+    for dll in result.imports:
+        if not dll.delay and dll.where == "wheel":
+            out.setdefault(dll.resolved_as)
+    return list(out)
+
+
+def _failure(
+    path: str, machine: str, results: dict[str, ModuleResult], modules: dict[str, Module]
+) -> tuple[int, str] | None:
+    """Why ``path`` itself fails to load in a process of ``machine``, or None."""
+    if modules[path].info.machine != machine:
+        return ERROR_BAD_EXE_FORMAT, f"{path} is not {machine}"
+    return results[path].first_static_error()
+
+
+def _distances(
+    machine: str,
+    results: dict[str, ModuleResult],
+    modules: dict[str, Module],
+    edges: dict[str, list[str]],
+) -> dict[str, int]:
+    """Hops from each module to the nearest failing module of its closure (absent: none)."""
+    importers: dict[str, list[str]] = {}
+    for path, targets in edges.items():
+        for t in targets:
+            importers.setdefault(t, []).append(path)
+    dist = {p: 0 for p in results if _failure(p, machine, results, modules) is not None}
+    queue = deque(dist)
+    while queue:
+        current = queue.popleft()
+        for importer in importers.get(current, ()):
+            if importer not in dist:
+                dist[importer] = dist[current] + 1
+                queue.append(importer)
+    return dist
+
+
+def _verdict(
+    root: str,
+    machine: str,
+    dist: dict[str, int],
+    results: dict[str, ModuleResult],
+    modules: dict[str, Module],
+    edges: dict[str, list[str]],
+) -> LoadVerdict:
+    if root not in dist:
         return LoadVerdict(True)
+    chain = [root]
+    while dist[chain[-1]] > 0:  # the first import one hop nearer to a failure
+        chain.append(next(t for t in edges[chain[-1]] if dist.get(t) == dist[chain[-1]] - 1))
+    failure = _failure(chain[-1], machine, results, modules)
+    assert failure is not None
+    return LoadVerdict(False, failure[0], chain, failure[1])
 
 
 def _forward_target(target: str) -> ImportedFunction:

@@ -8,7 +8,6 @@ Each rule has an id, a one-line reason and a suggested fix, which reports repeat
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pillow_variants.errors import UserError
+from pillow_variants.limits import loads_json
 
 FORMAT = "pillow-variants-policy/1"
 MODES = ("strict", "surface", "both")
@@ -98,10 +98,10 @@ def load_policy(spec: str = "strict") -> Policy:
     if not (spec.endswith(".json") or path.exists()):
         path = Path(str(resources.files("pillow_variants") / "data" / "policies" / f"{spec}.json"))
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = loads_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PolicyError(f"unknown policy {spec!r}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # also UTF-8, NaN/Infinity, nesting
         raise PolicyError(f"{path}: cannot read policy ({exc})") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise PolicyError(f"{path}: not a policy file (format must be {FORMAT!r})")

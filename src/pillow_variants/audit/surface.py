@@ -22,7 +22,6 @@ beats an inference.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -32,6 +31,7 @@ from typing import Any
 
 from pillow_variants.audit.apiset import contract_key, is_apiset
 from pillow_variants.errors import UserError
+from pillow_variants.limits import loads_json
 from pillow_variants.pe import ImportedFunction
 
 FORMAT = "pillow-variants-surface/1"
@@ -161,7 +161,7 @@ class Surface:
             host = entry.get("exceptions", {}).get(importer) or next(iter(entry["hosts"]), "")
             if not host:
                 return None, Resolution(False, self.kind, f"API set {ckey} has no host")
-            model, res = self.find_dll(host)
+            model, res = self._find_host(ckey, host)
             detail = f"API set {ckey} -> {host}"
             return model, Resolution(res.present, res.basis, detail, res.sources)
         model = self.contracts.get(ckey)
@@ -177,9 +177,18 @@ class Surface:
                     any_model = DllModel(ckey, any_export=True, basis=self.kind, sources=srcs)
                     any_model.note = rule.get("note", "")
                     return any_model, Resolution(True, self.kind, any_model.note, srcs)
-                model, res = self.find_dll(host)
+                model, res = self._find_host(ckey, host)
                 return model, Resolution(res.present, res.basis, f"API set -> {host}", srcs)
         return None, Resolution(False, self.kind, f"API set {ckey} is not in the schema")
+
+    def _find_host(self, ckey: str, host: str) -> tuple[DllModel | None, Resolution]:
+        """The host DLL of an API set. The schema maps contracts to real DLLs only; a host
+        that is itself an API set (a chain, or a cycle in a hostile profile) is not followed,
+        so a profile cannot send the lookup round in circles."""
+        if is_apiset(normalize_dll(host)):
+            why = f"API set {ckey} maps to the API set {host}, which the loader does not follow"
+            return None, Resolution(False, self.kind, why)
+        return self.find_dll(host)
 
     def summary(self) -> dict[str, Any]:
         """What a report records about the surface it checked against."""
@@ -235,7 +244,18 @@ def _dll(name: str, raw: dict[str, Any], where: str) -> DllModel:
     )
 
 
-def surface_from_dict(raw: dict[str, Any], where: str = "<profile>") -> Surface:
+def _apiset(entry: Any, key: str) -> dict[str, Any]:
+    """An ``apisets`` entry checked at load time (a lookup must not meet a missing key)."""
+    hosts = entry.get("hosts") if isinstance(entry, dict) else None
+    exceptions = entry.get("exceptions", {}) if isinstance(entry, dict) else None
+    if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+        raise ValueError(f"apisets.{key}: expected an object with a 'hosts' array of names")
+    if not isinstance(exceptions, dict) or not all(isinstance(v, str) for v in exceptions.values()):
+        raise ValueError(f"apisets.{key}.exceptions: expected an object of DLL names")
+    return entry
+
+
+def surface_from_dict(raw: object, where: str = "<profile>") -> Surface:
     """Build a :class:`Surface` from profile JSON, with errors that name the file and key."""
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise SurfaceError(f"{where}: not a surface profile (format must be {FORMAT!r})")
@@ -248,7 +268,7 @@ def surface_from_dict(raw: dict[str, Any], where: str = "<profile>") -> Surface:
             os=dict(raw.get("os", {})),
             sources={str(k): str(v) for k, v in raw.get("sources", {}).items()},
             dlls=dlls,
-            apisets={str(k): v for k, v in raw.get("apisets", {}).items()},
+            apisets={str(k): _apiset(v, str(k)) for k, v in raw.get("apisets", {}).items()},
             contracts={  # keys are contract keys already (no minor version)
                 k.lower(): _dll(k.lower(), v, where) for k, v in raw.get("contracts", {}).items()
             },
@@ -271,8 +291,8 @@ def builtin_surfaces() -> list[str]:
 @lru_cache(maxsize=8)
 def _load_cached(path: str, mtime_ns: int) -> Surface:
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = loads_json(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # also UTF-8, NaN/Infinity, nesting
         raise SurfaceError(f"{path}: cannot read surface profile ({exc})") from None
     return surface_from_dict(raw, path)
 

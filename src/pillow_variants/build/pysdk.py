@@ -51,6 +51,7 @@ from typing import Any
 import pefile
 from packaging.version import Version
 
+from pillow_variants import limits
 from pillow_variants._log import Progress
 from pillow_variants._log import progress as progress_line
 from pillow_variants.errors import SourceError, ToolchainError, UserError
@@ -508,15 +509,31 @@ def load_sdk(root: Path) -> WindowsSDK:
         raise UserError(
             f"{root} is not a prepared SDK (no {SDK_MANIFEST}); run 'pillow-variants sdk prepare'"
         )
-    return WindowsSDK.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    try:
+        raw = limits.loads_json(limits.read_regular_file(path, SDK_MANIFEST).decode("utf-8"))
+        if not isinstance(raw, dict):
+            raise TypeError(f"expected a JSON object, got {type(raw).__name__}")
+        return WindowsSDK.from_dict(raw)
+    except (ValueError, TypeError, RecursionError) as exc:  # JSON, UTF-8, missing fields
+        why = " ".join(str(exc).split())[:200]
+        raise UserError(f"{path}: not a valid {SDK_MANIFEST} ({why}); prepare it again") from None
 
 
 def python_dll_version(path: Path) -> str:
-    """FileVersion of a pythonXY.dll's version resource ("3.13.2")."""
-    pe = pefile.PE(str(path), fast_load=True)
-    pe.parse_data_directories(
-        directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_RESOURCE"]]
-    )
+    """FileVersion of a pythonXY.dll's version resource ("3.13.2").
+
+    The DLL may come from a user's ``--python-dir``: a garbage or truncated file is a one-line
+    error naming it, and only a regular file of bounded size is read.
+    """
+    data = limits.read_regular_file(path, "DLL")
+    try:
+        pe = pefile.PE(data=data, fast_load=True)
+        pe.parse_data_directories(
+            directories=[pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_RESOURCE"]]
+        )
+    except Exception as exc:  # pefile raises assorted errors on hostile input
+        why = getattr(exc, "value", None) or exc
+        raise UserError(f"{path}: not a readable Windows DLL ({why})") from None
     for info in getattr(pe, "FileInfo", None) or []:
         for entry in info:
             for table in getattr(entry, "StringTable", []):

@@ -21,7 +21,7 @@ from types import ModuleType
 
 from pillow_variants import __version__, _log
 from pillow_variants.cli.options import verbosity_options
-from pillow_variants.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, UserError
+from pillow_variants.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, UserError, one_line
 
 #: Every command, in pipeline order.
 COMMANDS = (
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args))
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except Terminated:
         print("error: terminated (SIGTERM)", file=sys.stderr)

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from pillow_variants.cli.options import add_subcommands
+from pillow_variants.errors import one_line
 from pillow_variants.recipe.model import Recipe, load_recipe
 
 COMMAND = "recipe"
@@ -65,4 +66,5 @@ def format_recipe(r: Recipe) -> str:
     for name, feat in r.features.items():
         why = f"  — {feat.reason}" if feat.reason else ""
         lines.append(f"  {name:<16} {feat.state}{why}")
-    return "\n".join(lines)
+    # recipe strings must not move the cursor, clear the screen or reorder text
+    return "\n".join(one_line(line) for line in lines)

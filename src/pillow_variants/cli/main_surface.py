@@ -138,6 +138,9 @@ def _configure_capture(p: argparse.ArgumentParser) -> None:
 
 
 def _capture(args: argparse.Namespace) -> int:
+    out_dir = args.output.parent
+    if not out_dir.is_dir():  # checked before reading thousands of DLLs, not after
+        raise UserError(f"{args.output}: the output directory {out_dir} does not exist")
     profile = capture_surface(
         args.system32,
         name=args.name or args.output.stem,
@@ -145,7 +148,11 @@ def _capture(args: argparse.Namespace) -> int:
         digest=args.digest,
         os_build=args.os_build,
     )
-    args.output.write_text(json.dumps(profile, indent=1) + "\n", encoding="utf-8")
+    try:
+        args.output.write_text(json.dumps(profile, indent=1) + "\n", encoding="utf-8")
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise UserError(f"{args.output}: cannot write the profile ({why})") from None
     progress(
         f"captured {len(profile['dlls'])} DLLs, {len(profile['apisets'])} API sets -> {args.output}"
     )

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from packaging.version import InvalidVersion, Version
 
+from pillow_variants import limits
 from pillow_variants.errors import RecipeError, UserError
 
 #: The sha256 value that says "no verified hash exists"; builds refuse it without --allow-unpinned.
@@ -204,22 +205,32 @@ class Recipe:
         """Dependencies in an order where each comes after what it depends on (recipe order
         breaks ties, so the result is stable)."""
         order: list[str] = []
-        state: dict[str, str] = {}
-
-        def visit(name: str, chain: list[str]) -> None:
-            if state.get(name) == "done":
-                return
-            if state.get(name) == "visiting":
-                cycle = " → ".join([*chain, name])
-                raise RecipeError(self.path, f"dependencies.{name}.depends", f"cycle: {cycle}")
-            state[name] = "visiting"
-            for dep in self.dependencies[name].depends:
-                visit(dep, [*chain, name])
-            state[name] = "done"
-            order.append(name)
-
-        for name in self.dependencies:
-            visit(name, [])
+        done: set[str] = set()
+        # An explicit stack, not recursion: a hostile chain of thousands of ``depends`` must
+        # not overflow Python's stack. Each entry is a dependency and its next ``depends`` index.
+        for start in self.dependencies:
+            if start in done:
+                continue
+            stack: list[tuple[str, int]] = [(start, 0)]
+            on_stack = {start}
+            while stack:
+                name, i = stack[-1]
+                depends = self.dependencies[name].depends
+                if i == len(depends):
+                    stack.pop()
+                    on_stack.discard(name)
+                    done.add(name)
+                    order.append(name)
+                    continue
+                stack[-1] = (name, i + 1)
+                dep = depends[i]
+                if dep in done:
+                    continue
+                if dep in on_stack:
+                    cycle = " → ".join([n for n, _ in stack] + [dep])
+                    raise RecipeError(self.path, f"dependencies.{dep}.depends", f"cycle: {cycle}")
+                stack.append((dep, 0))
+                on_stack.add(dep)
         return order
 
     def select_pythons(self, wanted: list[str] | None) -> list[str]:
@@ -349,13 +360,21 @@ def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.exists() and not path.is_symlink():
+        raise RecipeError(path, "", "recipe file not found")
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise RecipeError(path, "", "recipe file not found") from None
+        # a regular file only (a FIFO would block, /dev/zero never end), of bounded size
+        data = limits.read_regular_file(path, "recipe file")
+    except UserError as exc:
+        raise RecipeError(path, "", str(exc).removeprefix(f"{path}: ")) from None
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RecipeError(path, "", f"not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(path, "", f"not valid TOML: {exc}") from None
+    except RecursionError:
+        raise RecipeError(path, "", "not valid TOML: nested too deeply") from None
 
 
 # The TOML layout: [recipe] metadata, [pillow], [dependencies.NAME], [features.NAME],
@@ -383,23 +402,33 @@ def _load_raw(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict[str, Any], 
     """Read a recipe and its ``inherits`` chain into one merged dict (each file checked alone).
 
     Also returns, for every leaf key path, the file that set it, so that errors found only
-    after merging still name the file the user has to edit.
+    after merging still name the file the user has to edit. The chain is walked in a loop,
+    not by recursion: a hostile chain of thousands of recipes must not overflow the stack.
     """
+    chain: list[tuple[Path, dict[str, Any]]] = []
+    visited = set(seen)
     path = path.resolve()
-    if path in seen:
-        raise RecipeError(path, "recipe.inherits", "inheritance cycle")
-    data = _read_toml(path)
-    _convert_dataclass(_RecipeToml, data, path, "", partial=True)
-    origins = dict.fromkeys(_leaf_keys(data), path)
-    parent = data.get("recipe", {}).get("inherits", "")
-    if not parent:
-        return data, origins
-    parent_path = (path.parent / parent).resolve()
-    if not parent_path.is_file():
-        raise RecipeError(path, "recipe.inherits", f"no such recipe: {parent_path}")
-    base, base_origins = _load_raw(parent_path, (*seen, path))
-    base.get("recipe", {}).pop("inherits", None)
-    return _merge(base, data), base_origins | origins
+    while True:
+        if path in visited:
+            raise RecipeError(path, "recipe.inherits", "inheritance cycle")
+        visited.add(path)
+        data = _read_toml(path)
+        _convert_dataclass(_RecipeToml, data, path, "", partial=True)
+        chain.append((path, data))
+        parent = data.get("recipe", {}).get("inherits", "")
+        if not parent:
+            break
+        parent_path = (path.parent / parent).resolve()
+        if not parent_path.is_file():
+            raise RecipeError(path, "recipe.inherits", f"no such recipe: {parent_path}")
+        path = parent_path
+    merged: dict[str, Any] = {}
+    origins: dict[str, Path] = {}
+    for path, data in reversed(chain):  # the root base first; each child wins over its base
+        merged.get("recipe", {}).pop("inherits", None)
+        merged = _merge(merged, data)
+        origins |= dict.fromkeys(_leaf_keys(data), path)
+    return merged, origins
 
 
 def _leaf_keys(data: dict[str, Any], prefix: str = "") -> list[str]:

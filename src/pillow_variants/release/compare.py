@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import lzma
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
+from pillow_variants import limits
+from pillow_variants.limits import read_member
 from pillow_variants.pe import read_pe
 from pillow_variants.wheeltools import MANIFEST_NAME, WheelError, dist_info_dir, parse_manifest
 
@@ -112,8 +116,10 @@ def _sbom_versions(zf: zipfile.ZipFile, dist_info: str) -> dict[str, str]:
         if not name.endswith(".json"):
             continue
         try:
-            doc = json.loads(zf.read(name))
+            doc = json.loads(read_member(zf, zf.getinfo(name), f"{zf.filename}:{name}"))
         except ValueError:
+            continue
+        if not isinstance(doc, dict):  # an SBOM of the wrong JSON type names no components
             continue
         for comp in doc.get("components") or []:
             if isinstance(comp, dict) and comp.get("name") and comp.get("version"):
@@ -128,6 +134,8 @@ def read_wheel_view(path: Path) -> WheelView:
         project, version, _, tags = parse_wheel_filename(path.name)
     except InvalidWheelFilename as exc:
         raise WheelError(f"{path}: not a wheel file name ({exc})") from None
+    if path.exists():
+        limits.check_regular_file(path, "wheel")  # before ZipFile opens a FIFO
     try:
         zf = zipfile.ZipFile(path)
     except FileNotFoundError:
@@ -135,31 +143,50 @@ def read_wheel_view(path: Path) -> WheelView:
     except (zipfile.BadZipFile, OSError) as exc:
         raise WheelError(f"{path}: not a readable wheel ({exc})") from None
     with zf:
-        names = [i.filename for i in zf.infolist() if not i.is_dir()]
-        dist_info = dist_info_dir(names, path)
-        view = WheelView(
-            path=path,
-            filename=path.name,
-            project=str(project),
-            version=str(version),
-            tags=sorted(str(t) for t in tags),
-            size=path.stat().st_size,
-            files={},
-        )
-        for name in names:
-            data = zf.read(name)
-            sha = hashlib.sha256(data).hexdigest()
-            view.files[normalize_path(name, dist_info)] = (len(data), sha)
-            key = module_key(name)
-            if key is None and name.lower().endswith(".dll"):
-                key = f"lib:{normalize_path(name, dist_info)}"
-            if key is not None and name.lower().endswith((".pyd", ".dll")):
-                machine, imports = _imports(data, f"{path.name}:{name}")
-                view.modules[key] = PEModule(key, name, len(data), sha, machine, imports)
-        manifest_name = f"{dist_info}/{MANIFEST_NAME}"
-        if manifest_name in names:
-            view.manifest = parse_manifest(zf.read(manifest_name), path)
-        view.sbom_components = _sbom_versions(zf, dist_info)
+        try:
+            return _read_view(zf, path, str(project), str(version), sorted(str(t) for t in tags))
+        except (
+            zipfile.BadZipFile,
+            EOFError,
+            OSError,
+            RuntimeError,
+            NotImplementedError,
+            zlib.error,
+            lzma.LZMAError,
+        ) as exc:  # bad headers or CRC, encryption, compression method, corrupt streams
+            raise WheelError(f"{path}: cannot read from the wheel ({exc})") from None
+
+
+def _read_view(
+    zf: zipfile.ZipFile, path: Path, project: str, version: str, tags: list[str]
+) -> WheelView:
+    limits.ARCHIVE_MEMBERS.check(str(path), len(zf.infolist()))
+    names = [i.filename for i in zf.infolist() if not i.filename.endswith("/")]
+    dist_info = dist_info_dir(names, path)
+    view = WheelView(
+        path=path,
+        filename=path.name,
+        project=project,
+        version=version,
+        tags=tags,
+        size=path.stat().st_size,
+        files={},
+    )
+    for name in names:
+        data = read_member(zf, zf.getinfo(name), f"{path.name}:{name}")
+        sha = hashlib.sha256(data).hexdigest()
+        view.files[normalize_path(name, dist_info)] = (len(data), sha)
+        key = module_key(name)
+        if key is None and name.lower().endswith(".dll"):
+            key = f"lib:{normalize_path(name, dist_info)}"
+        if key is not None and name.lower().endswith((".pyd", ".dll")):
+            machine, imports = _imports(data, f"{path.name}:{name}")
+            view.modules[key] = PEModule(key, name, len(data), sha, machine, imports)
+    manifest_name = f"{dist_info}/{MANIFEST_NAME}"
+    if manifest_name in names:
+        raw = read_member(zf, zf.getinfo(manifest_name), f"{path.name}:{manifest_name}")
+        view.manifest = parse_manifest(raw, path)
+    view.sbom_components = _sbom_versions(zf, dist_info)
     return view
 
 

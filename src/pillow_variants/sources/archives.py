@@ -15,6 +15,7 @@ failure never leaves a half-extracted tree at the destination.
 
 from __future__ import annotations
 
+import lzma
 import os
 import posixpath
 import re
@@ -23,15 +24,32 @@ import stat
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from pillow_variants.errors import SourceError
+from pillow_variants import limits
+from pillow_variants.errors import SourceError, UserError
 
 #: File name endings recognised as archives (the content decides the format, not the name).
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tar", ".zip")
 
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
+#: Longest symlink target and member path a POSIX file system takes (PATH_MAX, NAME_MAX).
+_PATH_MAX, _NAME_MAX = 4096, 255
+#: What a hostile archive raises while it is read: truncated or corrupt gz/xz/bz2 streams,
+#: encrypted or unsupported zip members, bad CRCs.
+_READ_ERRORS = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    EOFError,
+    OSError,
+    zlib.error,
+    lzma.LZMAError,
+    RuntimeError,
+    NotImplementedError,
+    ValueError,
+)
 
 
 @dataclass(frozen=True)
@@ -42,12 +60,16 @@ class Member:
     kind: str  # "file", "dir", "symlink", "hardlink", "device"
     link: str = ""  # symlink target (as stored) or hardlink target (a member name)
     mode: int = 0o644
+    size: int = 0  # bytes the member extracts to (as declared by the archive)
 
 
 def looks_like_archive(path: Path) -> bool:
     """True if ``path`` is a file in a format :func:`extract_archive` can read."""
     path = Path(path)
-    return path.is_file() and (zipfile.is_zipfile(path) or tarfile.is_tarfile(path))
+    try:
+        return path.is_file() and (zipfile.is_zipfile(path) or tarfile.is_tarfile(path))
+    except _READ_ERRORS:  # is_tarfile lets a truncated gz/xz stream's EOFError through
+        return False
 
 
 def _archive_kind(path: Path) -> str:
@@ -56,7 +78,7 @@ def _archive_kind(path: Path) -> str:
     # zip first: a zip can carry a tar-looking prefix, never the other way round.
     if zipfile.is_zipfile(path):
         return "zip"
-    if tarfile.is_tarfile(path):
+    if looks_like_archive(path):
         return "tar"
     raise SourceError(
         f"{path}: not a tar or zip archive (expected one of {', '.join(ARCHIVE_SUFFIXES)})"
@@ -65,7 +87,7 @@ def _archive_kind(path: Path) -> str:
 
 def _tar_members(tar: tarfile.TarFile) -> list[Member]:
     out = []
-    for m in tar.getmembers():
+    for m in _bounded_tar_members(tar):
         if m.issym():
             kind = "symlink"
         elif m.islnk():
@@ -76,16 +98,17 @@ def _tar_members(tar: tarfile.TarFile) -> list[Member]:
             kind = "file"
         else:  # character/block devices, FIFOs, anything exotic
             kind = "device"
-        out.append(Member(m.name, kind, m.linkname, m.mode))
+        out.append(Member(m.name, kind, m.linkname, m.mode, m.size))
     return out
 
 
 def _zip_members(zf: zipfile.ZipFile) -> list[Member]:
     out = []
+    limits.ARCHIVE_MEMBERS.check(f"{zf.filename}", len(zf.infolist()))
     for info in zf.infolist():
         mode = info.external_attr >> 16
         ftype = stat.S_IFMT(mode)
-        if info.is_dir() or ftype == stat.S_IFDIR:
+        if info.filename.endswith("/") or ftype == stat.S_IFDIR:  # is_dir() fails on ""
             kind = "dir"
         elif ftype == stat.S_IFLNK:
             kind = "symlink"
@@ -93,8 +116,8 @@ def _zip_members(zf: zipfile.ZipFile) -> list[Member]:
             kind = "file"
         else:
             kind = "device"
-        link = zf.read(info).decode("utf-8", "surrogateescape") if kind == "symlink" else ""
-        out.append(Member(info.filename, kind, link, stat.S_IMODE(mode) or 0o644))
+        link = _zip_link(zf, info) if kind == "symlink" else ""
+        out.append(Member(info.filename, kind, link, stat.S_IMODE(mode) or 0o644, info.file_size))
     return out
 
 
@@ -166,6 +189,63 @@ def check_members(archive: Path, members: list[Member], *, unwrap: bool = False)
             raise SourceError(f"{archive}: refusing unsafe archive member {m.name!r}: {why}")
 
 
+# --------------------------------------------------------------------------------------------
+# Resource limits and malformed archives (see pillow_variants.limits)
+
+
+def _bounded_tar_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    """The tar's members, stopping at the member-count limit: ``getmembers()`` would read
+    every header of a tar of millions of empty entries into memory first."""
+    out: list[tarfile.TarInfo] = []
+    cap = limits.ARCHIVE_MEMBERS.value()
+    for m in tar:
+        if len(out) == cap:
+            name = os.fsdecode(tar.name) if tar.name else "archive"
+            raise limits.ARCHIVE_MEMBERS.error(f"{name} (more entries)")
+        out.append(m)
+    return out
+
+
+def _zip_link(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+    """A zip symlink's target: a short string, whatever size the member claims (a symlink
+    member of 1 GB must not be inflated into memory)."""
+    if info.file_size > _PATH_MAX:
+        raise SourceError(
+            f"{zf.filename}: refusing archive member {info.filename!r}: symlink target of "
+            f"{info.file_size} bytes (longer than {_PATH_MAX})"
+        )
+    with zf.open(info) as fh:
+        return fh.read(_PATH_MAX + 1)[:_PATH_MAX].decode("utf-8", "surrogateescape")
+
+
+def check_limits(archive: Path, members: list[Member]) -> None:
+    """Refuse archives that would exhaust the disk or that cannot be extracted faithfully:
+    too many members or bytes (``limits``), duplicate names (the later one silently wins, or
+    a file meets a directory), names longer than the file system takes, hardlinks to members
+    that do not come before them."""
+    limits.ARCHIVE_MEMBERS.check(str(archive), len(members))
+    limits.ARCHIVE_BYTES.check(f"{archive} (extracted)", sum(m.size for m in members))
+    seen: set[str] = set()
+    for m in members:
+        name = posixpath.normpath(m.name.replace("\\", "/")).rstrip("/")
+        why = None
+        raw = name.encode("utf-8", "surrogateescape")
+        if name in ("", "."):
+            why = "empty member name"
+        elif len(raw) >= _PATH_MAX or any(len(c) > _NAME_MAX for c in raw.split(b"/")):
+            why = f"path longer than the file system allows ({_PATH_MAX}, {_NAME_MAX} per name)"
+        elif name in seen and m.kind != "dir":
+            why = "duplicate member name"
+        elif m.kind == "hardlink":
+            target = posixpath.normpath(m.link.replace("\\", "/"))
+            if target not in seen:
+                why = f"hardlink to {m.link!r}, which is not an earlier member"
+        if why is not None:
+            shown = m.name if len(m.name) <= 80 else m.name[:77] + "..."
+            raise SourceError(f"{archive}: refusing archive member {shown!r}: {why}")
+        seen.add(name)
+
+
 def list_members(archive: Path) -> list[Member]:
     """The members of a tar or zip archive (unchecked)."""
     archive = Path(archive)
@@ -175,8 +255,16 @@ def list_members(archive: Path) -> list[Member]:
                 return _zip_members(zf)
         with tarfile.open(archive, "r:*") as tar:
             return _tar_members(tar)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise SourceError(f"{archive}: unreadable archive: {exc}") from None
+    except UserError:
+        raise
+    except _READ_ERRORS as exc:
+        raise SourceError(f"{archive}: unreadable archive: {_why(exc)}") from None
+
+
+def _why(exc: BaseException) -> str:
+    """An exception as a short one-line reason."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _extract_tar(tar: tarfile.TarFile, archive: Path, into: Path) -> None:
@@ -201,9 +289,20 @@ def _extract_zip(zf: zipfile.ZipFile, members: list[Member], archive: Path, into
             os.symlink(m.link, target)
             continue
         with zf.open(info) as src, open(target, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
+            _copy_bounded(src, dst, archive, m.name, info.file_size)
         # Keep the executable bits (configure scripts), drop set-id and group/other write.
         target.chmod(0o755 if m.mode & 0o111 else 0o644)
+
+
+def _copy_bounded(src: object, dst: object, archive: Path, name: str, declared: int) -> None:
+    """Copy a member, never writing more than it declared (the total was checked from the
+    declared sizes, so a member that lies must not write past them)."""
+    left = declared
+    while chunk := src.read(min(1 << 20, left + 1)):  # type: ignore[attr-defined]
+        left -= len(chunk)
+        if left < 0:
+            raise SourceError(f"{archive}: member {name!r} is larger than it declares")
+        dst.write(chunk)  # type: ignore[attr-defined]
 
 
 def extract_archive(archive: Path, dest: Path, *, unwrap: bool = True) -> Path:
@@ -223,6 +322,7 @@ def extract_archive(archive: Path, dest: Path, *, unwrap: bool = True) -> Path:
             else:
                 members = _zip_members(handle)
             check_members(archive, members, unwrap=unwrap)
+            check_limits(archive, members)
             _prepare_dest(dest)
             tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
             try:
@@ -235,8 +335,10 @@ def extract_archive(archive: Path, dest: Path, *, unwrap: bool = True) -> Path:
             finally:
                 if tmp.exists():
                     shutil.rmtree(tmp)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
-        raise SourceError(f"{archive}: unreadable archive: {exc}") from None
+    except UserError:
+        raise
+    except _READ_ERRORS as exc:
+        raise SourceError(f"{archive}: unreadable archive: {_why(exc)}") from None
     return dest
 
 

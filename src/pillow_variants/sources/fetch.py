@@ -22,8 +22,10 @@ then recorded so the build manifest still says exactly which bytes were built.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -38,8 +40,9 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 
 from pillow_variants import __version__, _log
-from pillow_variants.errors import SourceError
+from pillow_variants.errors import SourceError, UserError
 from pillow_variants.hashing import file_sha256
+from pillow_variants.limits import Deadline
 from pillow_variants.recipe.model import Recipe, Source, safe_filename, url_filename
 from pillow_variants.sources.archives import extract_archive, looks_like_archive
 
@@ -163,7 +166,17 @@ def cache_entry(cache_dir: Path, sha256: str) -> Path | None:
 
 def _incoming_dir(cache_dir: Path) -> Path:
     """A private directory for one download, beside the cache entries (same file system)."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        return _new_incoming(cache_dir)
+    except OSError as exc:  # a cache path under a file, read-only, full: one line, not a trace
+        raise SourceError(
+            f"{cache_dir}: unusable cache directory ({exc.strerror or exc}); "
+            f"choose another with --cache-dir or {CACHE_ENV}"
+        ) from None
+
+
+def _new_incoming(cache_dir: Path) -> Path:
     now = time.time()
     for old in cache_dir.glob(_INCOMING_PREFIX + "*"):
         try:
@@ -224,21 +237,30 @@ def _hint(component: str) -> str:
 
 
 def download(url: str, into: Path, *, timeout: float = DEFAULT_TIMEOUT, label: str = "") -> str:
-    """Stream ``url`` into the file ``into``; return its sha256. Raises ``OSError``/``URLError``.
+    """Stream ``url`` into the file ``into``; return its sha256. Raises ``OSError``/``URLError``,
+    ``http.client.HTTPException`` or, past the total download deadline, ``UserError``.
+
+    ``timeout`` bounds each wait on the socket; the whole download is bounded by
+    ``limits.DOWNLOAD_SECONDS`` (a server sending one byte every few seconds never trips a
+    per-read timeout): ``read1`` returns what has arrived instead of waiting for a full chunk,
+    and the deadline is checked between reads, each of which waits at most ``timeout``.
 
     Progress goes to stderr for downloads of at least ``PROGRESS_THRESHOLD`` bytes (or of
     unknown size), at most every two seconds, so logs stay readable.
     """
     req = urllib.request.Request(url, headers={"User-Agent": f"pillow-variants/{__version__}"})
     h = hashlib.sha256()
-    with urllib.request.urlopen(req, timeout=timeout) as resp, open(into, "wb") as out:
+    deadline = Deadline(f"downloading {url}")
+    wait = min(timeout, deadline.remaining())
+    with urllib.request.urlopen(req, timeout=wait) as resp, open(into, "wb") as out:
         total = int(resp.headers.get("Content-Length") or 0)
         loud = total == 0 or total >= PROGRESS_THRESHOLD
         if loud:
             size = f" ({total / 1e6:.1f} MB)" if total else ""
             _log.progress(f"fetching {label or url}{size}")
         done, last = 0, time.monotonic()
-        while chunk := resp.read(_CHUNK):
+        while chunk := resp.read1(_CHUNK):
+            deadline.remaining()
             out.write(chunk)
             h.update(chunk)
             done += len(chunk)
@@ -285,8 +307,13 @@ def _fetch_url(
             raise SourceError(
                 f"could not fetch {source.url} ({exc.reason}); {_hint(component)}"
             ) from None
-        except (OSError, ValueError) as exc:  # timeouts, resets, truncation, bad URL
-            raise SourceError(f"could not fetch {source.url} ({exc}); {_hint(component)}") from None
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            # timeouts, resets, truncation, bad URL, bad status line, too many headers,
+            # a truncated chunked body (IncompleteRead): one line naming the URL
+            why = " ".join(str(exc).split())[:200] or type(exc).__name__  # one line
+            raise SourceError(f"could not fetch {source.url} ({why}); {_hint(component)}") from None
+        except UserError as exc:  # the total download deadline
+            raise SourceError(f"{exc}; {_hint(component)}") from None
         unpinned = _verify(actual, source, source.url, component)
         return _commit(incoming, tmp, actual, cache_dir), actual, unpinned
     finally:
@@ -447,6 +474,7 @@ def extract_source(fetched: FetchedSource, dest: Path) -> Path:
     dest = Path(dest)
     if not fetched.path.is_dir():
         return extract_archive(fetched.path, dest)
+    _check_local_tree(fetched.path)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise SourceError(f"{dest}: destination exists and is not an empty directory")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -459,6 +487,20 @@ def extract_source(fetched: FetchedSource, dest: Path) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def _check_local_tree(root: Path) -> None:
+    """Refuse a ``--source`` directory holding FIFOs, sockets or devices before copying it:
+    copying would block on a FIFO or fail half-way with a multi-line ``shutil.Error``."""
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(folder, name)
+            mode = path.lstat().st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+                raise SourceError(
+                    f"--source {root}: {path.relative_to(root)} is not a regular file, "
+                    "directory or symlink (a FIFO, socket or device)"
+                )
 
 
 def prepare_source_tree(

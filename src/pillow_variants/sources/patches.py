@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pillow_variants.errors import PatchError
+from pillow_variants import limits
+from pillow_variants.errors import PatchError, UserError
 
 #: Header keys, in the order they are written; all are required.
 HEADER_KEYS = ("Subject", "Removes", "Why", "Upstream")
@@ -84,9 +85,10 @@ def read_patch(path: Path) -> Patch:
     """Read a patch file and its header; ``PatchError`` if a header field or the diff is missing."""
     path = Path(path)
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise PatchError(f"{path}: cannot read patch: {exc.strerror or exc}") from None
+        # a regular file only (a FIFO would block, /dev/zero never end), capped (limits.py)
+        data = limits.read_regular_file(path, "patch")
+    except UserError as exc:
+        raise PatchError(f"cannot read patch: {exc}") from None
     text = data.decode("utf-8", "replace")
     fields: dict[str, list[str]] = {}
     current: str | None = None
