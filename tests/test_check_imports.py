@@ -1,7 +1,8 @@
-"""``scripts/check_imports.py``: its PE import parser against pefile on real wheels, and the
-loader checks run where they run for real -- inside python.org's embeddable CPython under Wine:
-the official Pillow 13.0.0 cp313 wheel resolves completely, and a zig-built DLL importing a
-function kernel32 does not have (and a DLL that does not exist) is named exactly."""
+"""``check_imports.py`` (package data, as installed): its PE import parser against pefile on
+real wheels, and the loader checks run where they run for real -- inside python.org's
+embeddable CPython under Wine: the official Pillow 13.0.0 cp313 wheel resolves completely, and
+a zig-built DLL importing a function kernel32 does not have (and a DLL that does not exist) is
+named exactly."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import pytest
 import test_verify_wine
 from pillow_variants import pysdk, verify, wine
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "check_imports.py"
+SCRIPT = verify.payload_file("check_imports.py")
 
 official_wheel = test_verify_wine.official_wheel
 

@@ -2,11 +2,12 @@
 and ``pillow-variants verify container WHEEL... [--dry-run] [--image-digest sha256:...]``.
 
 Installs each wheel into python.org's embeddable CPython of the wheel's version (pinned,
-Authenticode-checked) and runs ``scripts/smoke_test.py`` there under Wine. Exit 0 when every
-wheel passes, 1 when one fails, 2 on usage errors (no Wine, no matching CPython, bad wheel).
+Authenticode-checked) and runs the package's smoke test (``payload/smoke_test.py``) there under
+Wine. Exit 0 when every wheel passes, 1 when one fails, 2 on usage errors (no Wine, no matching
+CPython, bad wheel).
 
 ``container`` assembles, per wheel, a Docker build context (servercore stage installs the wheel
-into the same embeddable CPython, nanoserver stage runs ``scripts/check_imports.py`` and the
+into the same embeddable CPython, nanoserver stage runs ``payload/check_imports.py`` and the
 smoke test) and captures the image's System32 as a surface profile; see
 :mod:`pillow_variants.container`. ``--dry-run`` writes the contexts and prints the Dockerfiles
 and commands on any host; a real run needs Windows with Docker in Windows-containers mode and,
@@ -16,15 +17,17 @@ with ``--record``, records the ``container`` rung in each wheel's build manifest
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-from pillow_variants import container, verify
+from pillow_variants import container, pysdk, verify
 from pillow_variants.audit import audit_paths
 from pillow_variants.cli import add_subcommands
-from pillow_variants.errors import EXIT_FINDINGS, EXIT_OK
+from pillow_variants.errors import EXIT_FINDINGS, EXIT_OK, UserError
 from pillow_variants.wheeltools import MANIFEST_NAME, add_files, dumps_json, read_manifest
 
 COMMAND = "verify"
@@ -65,7 +68,9 @@ def _configure_wine(p: argparse.ArgumentParser) -> None:
         help="a Windows CPython directory to use instead of the pinned one",
     )
     p.add_argument(
-        "--smoke-test", type=Path, help="smoke test script (default: scripts/smoke_test.py)"
+        "--smoke-test",
+        type=Path,
+        help="smoke test script (default: the one shipped in the package)",
     )
     p.add_argument("--font", type=Path, help="an extra TrueType font for the text checks")
     p.add_argument(
@@ -83,16 +88,17 @@ def _wine(args: argparse.Namespace) -> int:
     verdicts = []
     for wheel in args.wheels:
         print(f"verify wine: {wheel.name} ({args.variant})", file=sys.stderr, flush=True)
-        v = verify.verify_wine(
-            wheel,
-            variant=args.variant,
-            python_dir=args.python_dir,
-            cache_dir=args.cache_dir,
-            smoke_test=args.smoke_test,
-            font=args.font,
-            timeout=args.timeout,
-            on_line=verify.progress_line,
-        )
+        with _python_dir_hint():
+            v = verify.verify_wine(
+                wheel,
+                variant=args.variant,
+                python_dir=args.python_dir,
+                cache_dir=args.cache_dir,
+                smoke_test=args.smoke_test,
+                font=args.font,
+                timeout=args.timeout,
+                on_line=verify.progress_line,
+            )
         verdicts.append(v)
         if not args.json:
             status = "PASS" if v.passed else "FAIL"
@@ -102,6 +108,15 @@ def _wine(args: argparse.Namespace) -> int:
         doc = {"schema": SCHEMA, "verdicts": [v.to_dict() for v in verdicts]}
         print(json.dumps(doc, indent=2))
     return EXIT_OK if all(v.passed for v in verdicts) else EXIT_FINDINGS
+
+
+@contextlib.contextmanager
+def _python_dir_hint() -> Iterator[None]:
+    """A CPython version without a pinned embeddable build: name this command's option."""
+    try:
+        yield
+    except pysdk.NotPinned as exc:
+        raise UserError(f"{exc}; pass --python-dir with a Windows CPython directory") from None
 
 
 def _configure_container(p: argparse.ArgumentParser) -> None:
@@ -127,7 +142,7 @@ def _configure_container(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--scripts-dir",
         type=Path,
-        help="directory with smoke_test.py and check_imports.py (default: scripts/)",
+        help="directory with smoke_test.py and check_imports.py (default: the package's own)",
     )
     p.add_argument("--cache-dir", type=Path, help="cache directory (embeddable CPython)")
     p.add_argument(
@@ -148,19 +163,19 @@ def _container(args: argparse.Namespace) -> int:
     docker = None if args.dry_run else container.check_host()  # exit 2 before any work
     nano = container.image_pin("nanoserver", args.image_digest)
     core = container.image_pin("servercore", args.servercore_digest)
-    scripts = args.scripts_dir or verify.default_smoke_test().parent
     plans = []
     for wheel in args.wheels:
-        plan, pristine = container.plan_wheel(
-            wheel,
-            variant=args.variant,
-            servercore=core,
-            nanoserver=nano,
-            python_dir=args.python_dir,
-            cache_dir=args.cache_dir,
-        )
+        with _python_dir_hint():
+            plan, pristine = container.plan_wheel(
+                wheel,
+                variant=args.variant,
+                servercore=core,
+                nanoserver=nano,
+                python_dir=args.python_dir,
+                cache_dir=args.cache_dir,
+            )
         context = args.context_dir / plan.wheel.name[: -len(".whl")]
-        container.write_context(plan, pristine, context, scripts)
+        container.write_context(plan, pristine, context, args.scripts_dir)
         plans.append(plan)
     capture_dir = args.context_dir / "capture"
     if docker is None:

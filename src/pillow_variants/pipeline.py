@@ -42,10 +42,14 @@ class WheelOutcome:
     python: str
     status: str = "skipped"  # built | failed | skipped
     reason: str = ""
-    wheel: Path | None = None
+    wheel: Path | None = None  # the finished wheel in the output directory
+    #: The wheel's file name once it was built, kept when a later step fails (no file then).
+    wheel_name: str = ""
     size: int = 0
     rungs: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: The pipeline step that failed (build, repair, audit, wine, provenance), if one did.
+    failed_step: str | None = None
 
     def verdict(self, rung: str) -> str:
         entry = self.rungs.get(rung)
@@ -59,8 +63,10 @@ class WheelOutcome:
             "status": self.status,
             "reason": self.reason,
             "wheel": str(self.wheel) if self.wheel else None,
+            "wheel_name": self.wheel_name or None,
             "size": self.size,
             "rungs": self.rungs,
+            "failed_step": self.failed_step,
             "seconds": round(self.seconds, 1),
         }
 
@@ -94,7 +100,7 @@ class PipelineReport:
             rows.append(
                 (
                     o.python,
-                    o.wheel.name if o.wheel else "-",
+                    o.wheel_name or "-",
                     f"{o.size / 1e6:.1f} MB" if o.size else "-",
                     o.verdict("strict"),
                     o.verdict("surface"),
@@ -282,6 +288,9 @@ def build_all(
             outcome.reason = f"no Windows CPython SDK here ({exc})"
             progress(f"  skipped: {outcome.reason}")
             continue
+        rungs: dict[str, Any] = {}  # verify.record_rung fills ladder["rungs"]
+        ladder: dict[str, Any] = {"rungs": rungs}
+        step = "build"
         try:
             with tempfile.TemporaryDirectory(prefix="pv-wheel-") as tmp:
                 built = build.run_wheel_build(
@@ -296,32 +305,43 @@ def build_all(
                     jobs=jobs,
                     progress=progress,
                 )
+                outcome.wheel_name, outcome.size = built.wheel.name, built.wheel.stat().st_size
+                step = "repair"
                 wheel = repair_wheel(built.wheel, Path(tmp) / "repaired", progress)
-                ladder: dict[str, Any] = {}  # verify.record_rung fills ladder["rungs"]
+                outcome.wheel_name, outcome.size = wheel.name, wheel.stat().st_size
+                step = "audit"
                 for rung, result in audit_rungs(recipe, wheel).items():
                     verify.record_rung(ladder, rung, result)
                     progress(f"  audit {rung}: {'pass' if result['passed'] else 'FAIL'}")
-                rungs = ladder.get("rungs", {})
                 gate_ok = all(r["passed"] for r in rungs.values())
                 if wine and gate_ok and recipe.name in verify.VARIANTS:
+                    step = "wine"
                     verdict = verify.verify_wine(wheel, variant=recipe.name, cache_dir=cache_dir)
                     verify.record_rung(ladder, "wine", verdict.rung_result())
                     progress(f"  wine: {'pass' if verdict.passed else 'FAIL'} ({verdict.reason})")
+                step = "provenance"
                 manifest = build_manifest(recipe, python, deps_manifest, built.source, rungs)
                 out_dir.mkdir(parents=True, exist_ok=True)
                 final = wheeltools.embed_provenance(
                     wheel, manifest, build_sbom(recipe, manifest), out=out_dir / wheel.name
                 )
-        except UserError as exc:
-            outcome.status, outcome.reason = "failed", str(exc)
+        except (UserError, OSError) as exc:
+            # What ran before the failing step stays in the row: the rungs that passed, and
+            # the wheel's name (the file itself was in the run's temporary directory).
+            detail = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            outcome.status, outcome.failed_step = "failed", step
+            outcome.reason = f"{step} failed: {detail}"
+            outcome.rungs = rungs
             outcome.seconds = time.monotonic() - t0
-            progress(f"  failed: {exc}")
+            progress(f"  failed at step {step}: {detail}")
             continue
-        outcome.wheel, outcome.size, outcome.rungs = final, final.stat().st_size, rungs
+        outcome.wheel, outcome.wheel_name = final, final.name
+        outcome.size, outcome.rungs = final.stat().st_size, rungs
         outcome.seconds = time.monotonic() - t0
         failed = [r for r, e in rungs.items() if not e["passed"]]
         if failed:
             outcome.status = "failed"
+            outcome.failed_step = "wine" if failed == ["wine"] else "audit"
             outcome.reason = "rungs failed: " + ", ".join(failed)
         elif wine and "wine" not in rungs:
             outcome.status = "built"
