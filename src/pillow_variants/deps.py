@@ -236,7 +236,8 @@ class DepsBuilder:
         missing: dict[str, str] = {}
         for i, name in enumerate(names, 1):
             dep = self.recipe.dependencies[name]
-            label = f"[{i}/{len(names)}] {name} {dep.version}"
+            version = sources.version_label(*self._versions(name))
+            label = f"[{i}/{len(names)}] {name} {version}"
             start = time.monotonic()
             absent = [d for d in dep.depends if d in missing]
             if absent:
@@ -261,6 +262,20 @@ class DepsBuilder:
         self._write_manifest(report)
         return report
 
+    def _versions(self, name: str) -> tuple[str, str | None]:
+        """(version built, the recipe's pin if different): an override's declared version."""
+        return sources.built_version(
+            self.recipe.dependencies[name].version, self.overrides.get(name)
+        )
+
+    @staticmethod
+    def _version_fields(version: str, recipe_version: str | None) -> dict[str, str]:
+        """Manifest fields: ``version`` built, and ``recipe_version`` only when it differs."""
+        return {
+            "version": version,
+            **({"recipe_version": recipe_version} if recipe_version else {}),
+        }
+
     def _not_built(
         self, name: str, reason: str, identity: dict[str, str], plan: DepPlan | None = None
     ) -> DepResult:
@@ -268,7 +283,7 @@ class DepsBuilder:
         entry = {
             "name": name,
             "project": dep.project,
-            "version": dep.version,
+            **self._version_fields(*self._versions(name)),
             "status": "not-built",
             "reason": reason,
             "in_wheel": dep.in_wheel,
@@ -328,6 +343,11 @@ class DepsBuilder:
         if entry_file.is_file() and (entry_dir / "stage").is_dir():
             entry = json.loads(entry_file.read_text())
             entry["status"] = "cached"
+            # Same bytes (the key hashes them), but named as this run found them: the path of
+            # an override and the version its name declares.
+            entry.pop("recipe_version", None)
+            entry.update(self._version_fields(fetched.version, fetched.recipe_version))
+            entry["source"] = {**fetched.manifest_entry(), "content_sha256": src_hash}
             self._install(name, entry_dir / "stage", entry)
             return DepResult(name, "cached", key=key, entry=entry)
 
@@ -430,7 +450,7 @@ class DepsBuilder:
         return {
             "name": name,
             "project": dep.project,
-            "version": dep.version,
+            **self._version_fields(fetched.version, fetched.recipe_version),
             "status": "built",
             "in_wheel": dep.in_wheel,
             "cache_key": key,

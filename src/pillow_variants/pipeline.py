@@ -77,6 +77,8 @@ class PipelineReport:
     deps_prefix: Path | None
     outcomes: list[WheelOutcome]
     seconds: float = 0.0
+    #: dependency → {"version": built, "recipe_version": pin (only when it differs)}
+    dependencies: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -91,8 +93,24 @@ class PipelineReport:
             "recipe": self.recipe,
             "deps_prefix": str(self.deps_prefix) if self.deps_prefix else None,
             "seconds": round(self.seconds, 1),
+            "dependencies": self.dependencies,
             "wheels": [o.to_dict() for o in self.outcomes],
         }
+
+    def summary(self) -> str:
+        """What ``build all`` prints last: which dependencies are not the recipe's version
+        (the trees built are named by what they are), then the table."""
+        from pillow_variants.sources import version_label
+
+        other = [
+            f"{name} {version_label(v['version'], v['recipe_version'])}"
+            for name, v in self.dependencies.items()
+            if v.get("recipe_version")
+        ]
+        if not other:
+            return self.table()
+        note = "dependencies built at other versions than the recipe's: " + ", ".join(other)
+        return note + "\n" + self.table()
 
     def table(self) -> str:
         rows = [("python", "wheel", "size", "strict", "surface", "wine", "status")]
@@ -213,7 +231,7 @@ def build_manifest(
         "dependencies": {
             name: {
                 k: entry.get(k)
-                for k in ("version", "in_wheel", "options", "reason", "skipped")
+                for k in ("version", "recipe_version", "in_wheel", "options", "reason", "skipped")
                 if entry.get(k) is not None
             }
             for name, entry in deps_manifest.get("dependencies", {}).items()
@@ -275,6 +293,11 @@ def build_all(
         jobs=jobs,
     ).build()
     deps_manifest = json.loads(deps_report.manifest_path.read_text())
+    versions = {
+        name: {k: entry[k] for k in ("version", "recipe_version") if k in entry}
+        for name, entry in deps_manifest.get("dependencies", {}).items()
+        if entry.get("status") != "not-built"
+    }
 
     outcomes: list[WheelOutcome] = []
     for python in pythons:
@@ -349,4 +372,4 @@ def build_all(
         else:
             outcome.status = "built"
         progress(f"  {outcome.status}: {final}")
-    return PipelineReport(recipe.name, prefix, outcomes, time.monotonic() - started)
+    return PipelineReport(recipe.name, prefix, outcomes, time.monotonic() - started, versions)
