@@ -46,6 +46,10 @@ REPORT_SCHEMA = "pillow-variants-deps-build/1"
 #: Placeholder paths: plans are hashed with these so the cache key does not depend on where
 #: the work directory or the prefix happens to be.
 _KEY_PATHS = BuildPaths(source="@SOURCE", build="@BUILD", stage="@STAGE", prefix="@PREFIX")
+#: The plan that keys the cache is made for this job count: parallelism changes no output, so a
+#: ``-j2`` test run and a ``-j8`` build of the same inputs share their entries. (2: the count
+#: the tests and 2-core CI always used, so entries made before keep their keys.)
+_KEY_JOBS = 2
 
 
 class BuildFailed(UserError):
@@ -246,7 +250,7 @@ class DepsBuilder:
                 results.append(self._not_built(name, why, identity))
                 self._say(f"{label}: not built ({why})")
                 continue
-            plan = self.toolchain.plan(self.recipe, name, _KEY_PATHS, self.jobs)
+            plan = self.toolchain.plan(self.recipe, name, _KEY_PATHS, _KEY_JOBS)
             if plan.unbuildable:
                 missing[name] = plan.unbuildable
                 results.append(self._not_built(name, plan.unbuildable, identity, plan))
