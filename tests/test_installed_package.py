@@ -111,3 +111,17 @@ def test_verify_wine_from_the_installed_package(
     assert proc.returncode == 0, proc.stderr[-3000:]
     (verdict,) = json.loads(proc.stdout)["verdicts"]
     assert verdict["passed"] and verdict["smoke"]["smoke"] == "pass"
+
+
+def test_the_checkouts_entry_point_runs_the_shipped_smoke_test(tmp_path: Path) -> None:
+    """``scripts/smoke_test.py`` stays for cibuildwheel's test command (``{project}`` is the
+    checkout; pillow-variants is not installed in cibuildwheel's test venv): it runs the
+    payload, whatever the working directory."""
+    shim = ROOT / "scripts" / "smoke_test.py"
+    proc = subprocess.run(
+        [sys.executable, str(shim), "--quiet"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    verdict = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert verdict["smoke"] == "pass" and len(verdict["checks"]) > 20
+    assert len(shim.read_text().splitlines()) < 25  # an entry point, not a second copy
