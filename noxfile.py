@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import shutil
 import time
+from pathlib import Path
 
 import nox
 
@@ -16,17 +18,30 @@ nox.options.sessions = ["lint", "tests"]
 PYTHON = "3.11"
 
 
+def _install_project(session: nox.Session, extras: str = "", *more: str) -> None:
+    """Install this project the way users do (``pip install .``), never editable.
+
+    pip builds the wheel in the tree, and setuptools copies everything under ``build/lib``
+    into it: a module deleted or moved in ``src/`` since the last build would ship again.
+    Its own output dirs go first (``build/deps-*``, the dependency prefix, stays).
+    """
+    for stale in [Path("build/lib"), *Path("build").glob("bdist.*")]:
+        shutil.rmtree(stale, ignore_errors=True)
+    session.install(f".[{extras}]" if extras else ".", *more)
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Run the test suite (real files, a local HTTP server, PyPI downloads, zig cross-builds)."""
-    session.install("-e", ".[test,zig]")
+    """Run the test suite (real files, a local HTTP server, PyPI downloads, zig cross-builds)
+    against the installed package, as users get it -- not the source tree."""
+    _install_project(session, "test,zig")
     session.run("pytest", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """Check style and formatting with ruff, and types with mypy (the package's own settings)."""
-    session.install(".[lint]")  # the package's dependencies give mypy their types
+    _install_project(session, "lint")  # the package's dependencies give mypy their types
     session.run("ruff", "check", "src", "tests", "scripts", "noxfile.py")
     session.run("ruff", "format", "--check", "src", "tests", "scripts", "noxfile.py")
     session.run("mypy")
@@ -47,7 +62,7 @@ def _official_wheel(session: nox.Session, version: str = "13.0.0", python: str =
 @nox.session(python=PYTHON)
 def audit(session: nox.Session) -> None:
     """Will these wheels/PE files load on nanoserver? (pillow-variants audit ARGS)."""
-    session.install(".")
+    _install_project(session)
     if not session.posargs:
         session.error("usage: nox -s audit -- WHEEL|DIR|PE... [--surface S] [--policy P] [--json]")
     session.run("pillow-variants", "audit", *session.posargs)
@@ -75,10 +90,10 @@ def _build(session: nox.Session, recipe: str) -> None:
         if toolchain == "zig":
             del args[i : i + 2]
     if toolchain == "msvc":
-        session.install(".", "cibuildwheel>=4.3,<5")
+        _install_project(session, "", "cibuildwheel>=4.3,<5")
         session.run("pillow-variants", "cibw", "build", recipe, *args)
         return
-    session.install(".[zig]")
+    _install_project(session, "zig")
     if "--recipe-sources" in args:  # fetch the recipe's pinned upstream archives instead
         args.remove("--recipe-sources")
     else:
@@ -101,7 +116,7 @@ def build_upstream(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def publish(session: nox.Session) -> None:
     """Upload built wheels to a private index (twine), rungs checked, re-download verified."""
-    session.install(".")
+    _install_project(session)
     if not session.posargs:
         session.error("usage: nox -s publish -- WHEEL... --repository-url URL")
     session.run("pillow-variants", "publish", *session.posargs)
@@ -110,7 +125,7 @@ def publish(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Print benchmark figures: audit vs delvewheel, deps cold vs warm, 2nd CPython vs cold."""
-    session.install(".[zig]", "delvewheel")
+    _install_project(session, "zig", "delvewheel")
     wheel = _official_wheel(session)
     session.run("python", "scripts/bench_audit.py", wheel)
     session.run("python", "scripts/bench_deps.py", "--jobs", "2")
@@ -135,7 +150,7 @@ def fuzz(session: nox.Session) -> None:
     """Fuzz with 10,000 mutated real PE files through the audit, then 3,000 mutated recipes,
     source archives and wheels through the CLI (exit 1 on any crash: a traceback, or an exit
     code other than 0/1/2). ``-- PE_ITERATIONS [INPUT_ITERATIONS]`` changes the counts."""
-    session.install(".")
+    _install_project(session)
     wheel = _official_wheel(session)
     iterations = session.posargs[0] if session.posargs else "10000"
     inputs = session.posargs[1] if len(session.posargs) > 1 else "3000"

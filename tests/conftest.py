@@ -10,12 +10,19 @@ from pathlib import Path
 import pytest
 
 
+def shared_cache() -> Path | None:
+    """``PILLOW_VARIANTS_CACHE``, the cache the package itself uses when it is set: CI sets it
+    so that the main job after the tests (``nox -s build-nanoserver``) finds the dependencies,
+    SDKs and Wine prefix the tests made instead of building them again."""
+    env = os.environ.get("PILLOW_VARIANTS_CACHE")
+    return Path(env).expanduser().resolve() if env else None
+
+
 @pytest.fixture(scope="session")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One pillow-variants cache for the session's network tests: each download, SDK and Wine
     prefix is made once. ``PILLOW_VARIANTS_CACHE`` reuses a cache across runs."""
-    env = os.environ.get("PILLOW_VARIANTS_CACHE")
-    path = Path(env) if env else tmp_path_factory.getbasetemp() / "pv-cache"
+    path = shared_cache() or tmp_path_factory.getbasetemp() / "pv-cache"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -23,16 +30,17 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def runtime(cache: Path) -> Path:
     """python.org's embeddable CPython 3.13 (signature-checked), unpacked in the cache."""
-    from pillow_variants.build import pysdk
+    from pillow_variants.build.pillow import pysdk
 
     return pysdk.embed_runtime("3.13", cache)
 
 
 @pytest.fixture(scope="session")
 def zig_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh cache shared by the zig dependency builds of one session: the upstream build of
-    test_deps_build is cold there, and the pipeline tests reuse what it built."""
-    path = tmp_path_factory.getbasetemp() / "zig-cache"
+    """The cache of the session's zig dependency builds: the upstream build of test_deps_build
+    fills it (cold in a fresh one), and the pipeline tests reuse what it built. Fresh per
+    session, or ``PILLOW_VARIANTS_CACHE`` (see :func:`shared_cache`)."""
+    path = shared_cache() or tmp_path_factory.getbasetemp() / "zig-cache"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

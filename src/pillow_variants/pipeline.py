@@ -34,10 +34,14 @@ class WheelOutcome:
     python: str
     status: str = "skipped"  # built | failed | skipped
     reason: str = ""
-    wheel: Path | None = None
+    wheel: Path | None = None  # the finished wheel in the output directory
+    #: The wheel's file name once it was built, kept when a later step fails (no file then).
+    wheel_name: str = ""
     size: int = 0
     rungs: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: The pipeline step that failed (build, repair, audit, wine, provenance), if one did.
+    failed_step: str | None = None
 
     def verdict(self, rung: str) -> str:
         entry = self.rungs.get(rung)
@@ -51,8 +55,10 @@ class WheelOutcome:
             "status": self.status,
             "reason": self.reason,
             "wheel": str(self.wheel) if self.wheel else None,
+            "wheel_name": self.wheel_name or None,
             "size": self.size,
             "rungs": self.rungs,
+            "failed_step": self.failed_step,
             "seconds": round(self.seconds, 1),
         }
 
@@ -63,6 +69,8 @@ class PipelineReport:
     deps_prefix: Path | None
     outcomes: list[WheelOutcome]
     seconds: float = 0.0
+    #: dependency → {"version": built, "recipe_version": pin (only when it differs)}
+    dependencies: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -77,8 +85,24 @@ class PipelineReport:
             "recipe": self.recipe,
             "deps_prefix": str(self.deps_prefix) if self.deps_prefix else None,
             "seconds": round(self.seconds, 1),
+            "dependencies": self.dependencies,
             "wheels": [o.to_dict() for o in self.outcomes],
         }
+
+    def summary(self) -> str:
+        """What ``build all`` prints last: which dependencies are not the recipe's version
+        (the trees built are named by what they are), then the table."""
+        from pillow_variants.sources.fetch import version_label
+
+        other = [
+            f"{name} {version_label(v['version'], v['recipe_version'])}"
+            for name, v in self.dependencies.items()
+            if v.get("recipe_version")
+        ]
+        if not other:
+            return self.table()
+        note = "dependencies built at other versions than the recipe's: " + ", ".join(other)
+        return note + "\n" + self.table()
 
     def table(self) -> str:
         rows = [("python", "wheel", "size", "strict", "surface", "wine", "status")]
@@ -86,7 +110,7 @@ class PipelineReport:
             rows.append(
                 (
                     o.python,
-                    o.wheel.name if o.wheel else "-",
+                    o.wheel_name or "-",
                     f"{o.size / 1e6:.1f} MB" if o.size else "-",
                     o.verdict("strict"),
                     o.verdict("surface"),
@@ -173,7 +197,7 @@ def build_manifest(
         "dependencies": {
             name: {
                 k: entry.get(k)
-                for k in ("version", "in_wheel", "options", "reason", "skipped")
+                for k in ("version", "recipe_version", "in_wheel", "options", "reason", "skipped")
                 if entry.get(k) is not None
             }
             for name, entry in deps_manifest.get("dependencies", {}).items()
@@ -232,6 +256,11 @@ def build_all(
         jobs=jobs,
     ).build()
     deps_manifest = json.loads(deps_report.manifest_path.read_text())
+    versions = {
+        name: {k: entry[k] for k in ("version", "recipe_version") if k in entry}
+        for name, entry in deps_manifest.get("dependencies", {}).items()
+        if entry.get("status") != "not-built"
+    }
 
     outcomes: list[WheelOutcome] = []
     for python in pythons:
@@ -245,6 +274,9 @@ def build_all(
             outcome.reason = f"no Windows CPython SDK here ({exc})"
             progress(f"  skipped: {outcome.reason}")
             continue
+        rungs: dict[str, Any] = {}  # ladder.record_rung fills evidence["rungs"]
+        evidence: dict[str, Any] = {"rungs": rungs}
+        step = "build"
         try:
             with tempfile.TemporaryDirectory(prefix="pv-wheel-") as tmp:
                 built = pillow.run_wheel_build(
@@ -259,32 +291,43 @@ def build_all(
                     jobs=jobs,
                     progress=progress,
                 )
+                outcome.wheel_name, outcome.size = built.wheel.name, built.wheel.stat().st_size
+                step = "repair"
                 wheel = repair.repair_wheel(built.wheel, Path(tmp) / "repaired", progress)
-                evidence: dict[str, Any] = {}  # ladder.record_rung fills evidence["rungs"]
+                outcome.wheel_name, outcome.size = wheel.name, wheel.stat().st_size
+                step = "audit"
                 for rung, result in audit_rungs(recipe, wheel).items():
                     ladder.record_rung(evidence, rung, result)
                     progress(f"  audit {rung}: {'pass' if result['passed'] else 'FAIL'}")
-                rungs = evidence.get("rungs", {})
                 gate_ok = all(r["passed"] for r in rungs.values())
                 if wine and gate_ok and recipe.name in ladder.VARIANTS:
+                    step = "wine"
                     verdict = ladder.verify_wine(wheel, variant=recipe.name, cache_dir=cache_dir)
                     ladder.record_rung(evidence, "wine", verdict.rung_result())
                     progress(f"  wine: {'pass' if verdict.passed else 'FAIL'} ({verdict.reason})")
+                step = "provenance"
                 manifest = build_manifest(recipe, python, deps_manifest, built.source, rungs)
                 out_dir.mkdir(parents=True, exist_ok=True)
                 final = wheeltools.embed_provenance(
                     wheel, manifest, build_sbom(recipe, manifest), out=out_dir / wheel.name
                 )
-        except UserError as exc:
-            outcome.status, outcome.reason = "failed", str(exc)
+        except (UserError, OSError) as exc:
+            # What ran before the failing step stays in the row: the rungs that passed, and
+            # the wheel's name (the file itself was in the run's temporary directory).
+            detail = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            outcome.status, outcome.failed_step = "failed", step
+            outcome.reason = f"{step} failed: {detail}"
+            outcome.rungs = rungs
             outcome.seconds = time.monotonic() - t0
-            progress(f"  failed: {exc}")
+            progress(f"  failed at step {step}: {detail}")
             continue
-        outcome.wheel, outcome.size, outcome.rungs = final, final.stat().st_size, rungs
+        outcome.wheel, outcome.wheel_name = final, final.name
+        outcome.size, outcome.rungs = final.stat().st_size, rungs
         outcome.seconds = time.monotonic() - t0
         failed = [r for r, e in rungs.items() if not e["passed"]]
         if failed:
             outcome.status = "failed"
+            outcome.failed_step = "wine" if failed == ["wine"] else "audit"
             outcome.reason = "rungs failed: " + ", ".join(failed)
         elif wine and "wine" not in rungs:
             outcome.status = "built"
@@ -292,4 +335,4 @@ def build_all(
         else:
             outcome.status = "built"
         progress(f"  {outcome.status}: {final}")
-    return PipelineReport(recipe.name, prefix, outcomes, time.monotonic() - started)
+    return PipelineReport(recipe.name, prefix, outcomes, time.monotonic() - started, versions)

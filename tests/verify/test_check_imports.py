@@ -1,7 +1,8 @@
-"""``scripts/check_imports.py``: its PE import parser against pefile on real wheels, and the
-loader checks run where they run for real -- inside python.org's embeddable CPython under Wine:
-the official Pillow 13.0.0 cp313 wheel resolves completely, and a zig-built DLL importing a
-function kernel32 does not have (and a DLL that does not exist) is named exactly."""
+"""``check_imports.py`` (package data, as installed): its PE import parser against pefile on
+real wheels, and the loader checks run where they run for real -- inside python.org's
+embeddable CPython under Wine: the official Pillow 13.0.0 cp313 wheel resolves completely, and
+a zig-built DLL importing a function kernel32 does not have (and a DLL that does not exist) is
+named exactly."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from pillow_variants.build import pysdk
 from pillow_variants.toolchains.zig import zig_command
 from pillow_variants.verify import ladder, wine
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "check_imports.py"
+SCRIPT = ladder.payload_file("check_imports.py")
 
 
 def _load_script() -> ModuleType:

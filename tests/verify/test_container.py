@@ -194,7 +194,8 @@ def test_dry_run_writes_a_verified_context_and_prints_every_command(
     dockerfile = (ctx / "Dockerfile").read_bytes().decode()
     assert "\r\n" in dockerfile and dockerfile.replace("\r\n", "\n") in out
     for script in container.SCRIPTS:
-        assert (ctx / "scripts" / script).read_bytes() == (ROOT / "scripts" / script).read_bytes()
+        shipped = ladder.payload_file(script).read_bytes()  # the installed package's copy
+        assert (ctx / "scripts" / script).read_bytes() == shipped
     sums = dict(
         reversed(line.split("  ", 1)) for line in (ctx / "SHA256SUMS").read_text().splitlines()
     )

@@ -1,4 +1,5 @@
-"""scripts/smoke_test.py on this machine's native Pillow (a test dependency), and its pieces:
+"""The smoke test (package data: pillow_variants/payload/smoke_test.py, as installed) on this
+machine's native Pillow (a test dependency), and its pieces:
 the generated font, the WMF fixture, the nanoserver error contract, and that it can fail."""
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from types import ModuleType
 import pytest
 from PIL import Image, ImageFont
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "smoke_test.py"
+from pillow_variants.verify.ladder import payload_file
+
+SCRIPT = payload_file("smoke_test.py")
 
 
 @pytest.fixture(scope="module")

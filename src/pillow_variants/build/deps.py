@@ -47,6 +47,10 @@ REPORT_SCHEMA = "pillow-variants-deps-build/1"
 #: Placeholder paths: plans are hashed with these so the cache key does not depend on where
 #: the work directory or the prefix happens to be.
 _KEY_PATHS = BuildPaths(source="@SOURCE", build="@BUILD", stage="@STAGE", prefix="@PREFIX")
+#: The plan that keys the cache is made for this job count: parallelism changes no output, so a
+#: ``-j2`` test run and a ``-j8`` build of the same inputs share their entries. (2: the count
+#: the tests and 2-core CI always used, so entries made before keep their keys.)
+_KEY_JOBS = 2
 
 
 class BuildFailed(BuildError):
@@ -237,7 +241,8 @@ class DepsBuilder:
         missing: dict[str, str] = {}
         for i, name in enumerate(names, 1):
             dep = self.recipe.dependencies[name]
-            label = f"[{i}/{len(names)}] {name} {dep.version}"
+            version = fetch.version_label(*self._versions(name))
+            label = f"[{i}/{len(names)}] {name} {version}"
             start = time.monotonic()
             absent = [d for d in dep.depends if d in missing]
             if absent:
@@ -246,7 +251,7 @@ class DepsBuilder:
                 results.append(self._not_built(name, why, identity))
                 self._say(f"{label}: not built ({why})")
                 continue
-            plan = self.toolchain.plan(self.recipe, name, _KEY_PATHS, self.jobs)
+            plan = self.toolchain.plan(self.recipe, name, _KEY_PATHS, _KEY_JOBS)
             if plan.unbuildable:
                 missing[name] = plan.unbuildable
                 results.append(self._not_built(name, plan.unbuildable, identity, plan))
@@ -262,6 +267,18 @@ class DepsBuilder:
         self._write_manifest(report)
         return report
 
+    def _versions(self, name: str) -> tuple[str, str | None]:
+        """(version built, the recipe's pin if different): an override's declared version."""
+        return fetch.built_version(self.recipe.dependencies[name].version, self.overrides.get(name))
+
+    @staticmethod
+    def _version_fields(version: str, recipe_version: str | None) -> dict[str, str]:
+        """Manifest fields: ``version`` built, and ``recipe_version`` only when it differs."""
+        return {
+            "version": version,
+            **({"recipe_version": recipe_version} if recipe_version else {}),
+        }
+
     def _not_built(
         self, name: str, reason: str, identity: dict[str, str], plan: DepPlan | None = None
     ) -> DepResult:
@@ -269,7 +286,7 @@ class DepsBuilder:
         entry = {
             "name": name,
             "project": dep.project,
-            "version": dep.version,
+            **self._version_fields(*self._versions(name)),
             "status": "not-built",
             "reason": reason,
             "in_wheel": dep.in_wheel,
@@ -329,6 +346,11 @@ class DepsBuilder:
         if entry_file.is_file() and (entry_dir / "stage").is_dir():
             entry = json.loads(entry_file.read_text())
             entry["status"] = "cached"
+            # Same bytes (the key hashes them), but named as this run found them: the path of
+            # an override and the version its name declares.
+            entry.pop("recipe_version", None)
+            entry.update(self._version_fields(fetched.version, fetched.recipe_version))
+            entry["source"] = {**fetched.manifest_entry(), "content_sha256": src_hash}
             self._install(name, entry_dir / "stage", entry)
             return DepResult(name, "cached", key=key, entry=entry)
 
@@ -434,7 +456,7 @@ class DepsBuilder:
         return {
             "name": name,
             "project": dep.project,
-            "version": dep.version,
+            **self._version_fields(fetched.version, fetched.recipe_version),
             "status": "built",
             "in_wheel": dep.in_wheel,
             "cache_key": key,

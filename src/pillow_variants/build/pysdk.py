@@ -66,6 +66,12 @@ SDK_MANIFEST = "sdk.json"
 _IMAGE_SCN_MEM_EXECUTE = 0x20000000
 
 
+class NotPinned(UserError):
+    """No pinned download for this CPython version. The message names no option: each command
+    has its own way to take a local Windows CPython (``sdk prepare --from-dir``, ``verify
+    --python-dir``, none in ``build all``) and adds it when it catches this."""
+
+
 class SignatureError(SourceError):
     """A binary is unsigned, its signature does not verify, or the signer is unexpected."""
 
@@ -324,9 +330,9 @@ def embed_runtime(
     """
     pin = pins_for(python).embed
     if pin is None:
-        raise UserError(
+        raise NotPinned(
             f"no embeddable CPython pinned for Python {python} "
-            f"(available: {', '.join(embed_versions())}); use --from-dir with a Windows CPython"
+            f"(available: {', '.join(embed_versions())})"
         )
     root = sdk_cache_dir(cache_dir) / "embed" / f"cp{python.replace('.', '')}-{pin.sha256[:12]}"
     if not root.is_dir():
@@ -577,9 +583,8 @@ def prepare_sdk(
 
     if from_dir is None and (pins.embed is None or pins.headers is None):
         missing = "embeddable CPython" if pins.embed is None else "headers (no Debian package)"
-        raise UserError(
-            f"Python {python}: no {missing} pinned; point --from-dir at a Windows CPython "
-            f"{python} installation (embeddable pins: {', '.join(embed_versions())})"
+        raise NotPinned(
+            f"Python {python}: no {missing} pinned (embeddable pins: {', '.join(embed_versions())})"
         )
 
     # DLLs: from a given Windows CPython, or the pinned embeddable one

@@ -165,5 +165,5 @@ def _all(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
-        print(report.table())
+        print(report.summary())
     return report.exit_code

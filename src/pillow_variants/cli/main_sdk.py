@@ -50,10 +50,15 @@ def _configure_prepare(p: argparse.ArgumentParser) -> None:
 def _prepare(args: argparse.Namespace) -> int:
     if args.dest is not None and len(args.python) > 1:
         raise pysdk.UserError("--dest takes one Python version")
-    sdks = [
-        pysdk.prepare_sdk(py, cache_dir=args.cache_dir, dest=args.dest, from_dir=args.from_dir)
-        for py in args.python
-    ]
+    try:
+        sdks = [
+            pysdk.prepare_sdk(py, cache_dir=args.cache_dir, dest=args.dest, from_dir=args.from_dir)
+            for py in args.python
+        ]
+    except pysdk.NotPinned as exc:  # this command's way to use a local CPython
+        raise pysdk.UserError(
+            f"{exc}; point --from-dir at a Windows CPython installation"
+        ) from None
     if args.json:
         print(json.dumps({"schema": SCHEMA, "sdks": [s.to_dict() for s in sdks]}, indent=2))
     else:

@@ -2,11 +2,12 @@
 and ``pillow-variants verify container WHEEL... [--dry-run] [--image-digest sha256:...]``.
 
 Installs each wheel into python.org's embeddable CPython of the wheel's version (pinned,
-Authenticode-checked) and runs ``scripts/smoke_test.py`` there under Wine. Exit 0 when every
-wheel passes, 1 when one fails, 2 on usage errors (no Wine, no matching CPython, bad wheel).
+Authenticode-checked) and runs the package's smoke test (``payload/smoke_test.py``) there under
+Wine. Exit 0 when every wheel passes, 1 when one fails, 2 on usage errors (no Wine, no matching
+CPython, bad wheel).
 
 ``container`` assembles, per wheel, a Docker build context (servercore stage installs the wheel
-into the same embeddable CPython, nanoserver stage runs ``scripts/check_imports.py`` and the
+into the same embeddable CPython, nanoserver stage runs ``payload/check_imports.py`` and the
 smoke test) and captures the image's System32 as a surface profile; see
 :mod:`pillow_variants.verify.container`. ``--dry-run`` writes the contexts and prints the
 Dockerfiles and commands on any host; a real run needs Windows with Docker in
@@ -17,15 +18,18 @@ build manifest.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from pillow_variants._log import progress
 from pillow_variants.audit.engine import audit_paths
+from pillow_variants.build import pysdk
 from pillow_variants.cli.options import add_cache_dir, add_subcommands
-from pillow_variants.errors import EXIT_FINDINGS, EXIT_OK
+from pillow_variants.errors import EXIT_FINDINGS, EXIT_OK, UserError
 from pillow_variants.verify import container, ladder
 from pillow_variants.wheeltools import MANIFEST_NAME, add_files, dumps_json, read_manifest
 
@@ -52,6 +56,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def run(args: argparse.Namespace) -> int:  # pragma: no cover - subcommands set their own _run
+    raise AssertionError("unreachable")
+
+
 def _configure_wine(p: argparse.ArgumentParser) -> None:
     p.add_argument("wheels", nargs="+", type=Path, metavar="WHEEL", help="win_amd64 wheel(s)")
     p.add_argument(
@@ -63,7 +71,9 @@ def _configure_wine(p: argparse.ArgumentParser) -> None:
         help="a Windows CPython directory to use instead of the pinned one",
     )
     p.add_argument(
-        "--smoke-test", type=Path, help="smoke test script (default: scripts/smoke_test.py)"
+        "--smoke-test",
+        type=Path,
+        help="smoke test script (default: the one shipped in the package)",
     )
     p.add_argument("--font", type=Path, help="an extra TrueType font for the text checks")
     p.add_argument(
@@ -76,17 +86,18 @@ def _configure_wine(p: argparse.ArgumentParser) -> None:
 def _wine(args: argparse.Namespace) -> int:
     verdicts = []
     for wheel in args.wheels:
-        print(f"verify wine: {wheel.name} ({args.variant})", file=sys.stderr, flush=True)
-        v = ladder.verify_wine(
-            wheel,
-            variant=args.variant,
-            python_dir=args.python_dir,
-            cache_dir=args.cache_dir,
-            smoke_test=args.smoke_test,
-            font=args.font,
-            timeout=args.timeout,
-            on_line=ladder.progress_line,
-        )
+        progress(f"verify wine: {wheel.name} ({args.variant})")
+        with _python_dir_hint():
+            v = ladder.verify_wine(
+                wheel,
+                variant=args.variant,
+                python_dir=args.python_dir,
+                cache_dir=args.cache_dir,
+                smoke_test=args.smoke_test,
+                font=args.font,
+                timeout=args.timeout,
+                on_line=ladder.progress_line,
+            )
         verdicts.append(v)
         if not args.json:
             status = "PASS" if v.passed else "FAIL"
@@ -96,6 +107,15 @@ def _wine(args: argparse.Namespace) -> int:
         doc = {"schema": SCHEMA, "verdicts": [v.to_dict() for v in verdicts]}
         print(json.dumps(doc, indent=2))
     return EXIT_OK if all(v.passed for v in verdicts) else EXIT_FINDINGS
+
+
+@contextlib.contextmanager
+def _python_dir_hint() -> Iterator[None]:
+    """A CPython version without a pinned embeddable build: name this command's option."""
+    try:
+        yield
+    except pysdk.NotPinned as exc:
+        raise UserError(f"{exc}; pass --python-dir with a Windows CPython directory") from None
 
 
 def _configure_container(p: argparse.ArgumentParser) -> None:
@@ -121,7 +141,7 @@ def _configure_container(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--scripts-dir",
         type=Path,
-        help="directory with smoke_test.py and check_imports.py (default: scripts/)",
+        help="directory with smoke_test.py and check_imports.py (default: the package's own)",
     )
     add_cache_dir(p)
     p.add_argument(
@@ -142,24 +162,24 @@ def _container(args: argparse.Namespace) -> int:
     docker = None if args.dry_run else container.check_host()  # exit 2 before any work
     nano = container.image_pin("nanoserver", args.image_digest)
     core = container.image_pin("servercore", args.servercore_digest)
-    scripts = args.scripts_dir or ladder.default_smoke_test().parent
     plans = []
     for wheel in args.wheels:
-        plan, pristine = container.plan_wheel(
-            wheel,
-            variant=args.variant,
-            servercore=core,
-            nanoserver=nano,
-            python_dir=args.python_dir,
-            cache_dir=args.cache_dir,
-        )
+        with _python_dir_hint():
+            plan, pristine = container.plan_wheel(
+                wheel,
+                variant=args.variant,
+                servercore=core,
+                nanoserver=nano,
+                python_dir=args.python_dir,
+                cache_dir=args.cache_dir,
+            )
         context = args.context_dir / plan.wheel.name[: -len(".whl")]
-        container.write_context(plan, pristine, context, scripts)
+        container.write_context(plan, pristine, context, args.scripts_dir)
         plans.append(plan)
     capture_dir = args.context_dir / "capture"
     if docker is None:
         for plan in plans:
-            print(f"# {plan.context / 'Dockerfile'}")
+            print(f"# {Path(str(plan.context)) / 'Dockerfile'}")
             print(plan.dockerfile())
             print(f"# commands for {plan.wheel.name}")
             for argv in plan.commands(str(plan.context)):
@@ -173,7 +193,7 @@ def _container(args: argparse.Namespace) -> int:
                 profile = capture_dir / container.CAPTURED_PROFILE
                 argv = ["pillow-variants", "audit", str(plan.wheel), "--surface", str(profile)]
                 print(subprocess.list2cmdline([*argv, "--policy", "surface"]))
-        progress("dry run: nothing was run; no rung recorded")
+        print("dry run: nothing was run; no rung recorded", file=sys.stderr)
         return EXIT_OK
     return _run_containers(args, plans, docker, nano, capture_dir)
 
@@ -200,7 +220,7 @@ def _run_containers(
         for plan, v in zip(plans, verdicts, strict=True):
             manifest = read_manifest(plan.wheel)
             if manifest is None:
-                progress(f"{plan.wheel.name}: no build manifest; rung not recorded")
+                print(f"{plan.wheel.name}: no build manifest; rung not recorded", file=sys.stderr)
                 continue
             ladder.record_rung(manifest, "container", v.rung_result())
             add_files(plan.wheel, {"{dist_info}/" + MANIFEST_NAME: dumps_json(manifest)})

@@ -121,15 +121,19 @@ def _dependency_component(
     dep = recipe.dependencies[name]
     entry = ((manifest or {}).get("sources") or {}).get(name) or {}
     url = "" if entry.get("local") else dep.source.url
-    ref = component_purl(dep.project, dep.version, url)
+    # The version of the tree that was built (a local override may not be the recipe's pin).
+    version = entry.get("version") or dep.version
+    ref = component_purl(dep.project, version, url)
     hashes, props = _source_facts(name, dep.source, manifest)
     props.append({"name": f"{PROP}:component", "value": name})
+    if entry.get("recipe_version"):
+        props.append({"name": f"{PROP}:recipe-version", "value": entry["recipe_version"]})
     props += [{"name": f"{PROP}:license-file", "value": f} for f in dep.license_files]
     comp: dict[str, Any] = {
         "bom-ref": ref,
         "type": "library",
         "name": dep.project,
-        "version": dep.version,
+        "version": version,
         "purl": ref,
         "properties": props,
     }

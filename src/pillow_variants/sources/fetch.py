@@ -12,7 +12,8 @@ Where the bytes come from:
 * ``source.pip`` — the Pillow sdist, fetched with ``python -m pip download`` so the user's index
   configuration (pip.conf, ``PIP_INDEX_URL``, a private mirror, credentials) applies;
 * a ``--source NAME=PATH`` override — a local directory or archive for offline work. It is used
-  as is and recorded in the build manifest as local and unverified.
+  as is and recorded in the build manifest as local and unverified, with the version its name
+  declares (:func:`declared_version`) and the recipe's pin beside it when they differ.
 
 Recipes may mark a source ``sha256 = "unpinned"`` when no trustworthy hash was known. Such a
 source is refused unless the caller passes ``allow_unpinned``; the hash computed on download is
@@ -24,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -66,6 +68,42 @@ def default_cache_dir() -> Path:
     import platformdirs
 
     return platformdirs.user_cache_path("pillow-variants")
+
+
+#: Debian's upstream tarball: ``<source>_<version>.orig[-<component>].tar.<ext>``.
+_DEBIAN_ORIG = re.compile(r"^[^_/]+_(?P<version>\d[^_/]*?)\.orig(?:-[\w-]+)?\.tar\.\w+$")
+#: An upstream release archive or its unpacked tree: ``<name>-<version>[.tar[.<ext>]|.tgz|.zip]``.
+_RELEASE = re.compile(r"^[^/]+?-v?(?P<version>\d+\.[\w.+~]*?)(?:\.tar(?:\.\w+)?|\.tgz|\.zip)?$")
+
+
+def declared_version(path: Path) -> str | None:
+    """The version a local source's name declares, or None.
+
+    A ``--source`` tree need not be the recipe's pin (Debian has no libjpeg-turbo 3.2.0, so CI
+    builds 3.1.3): what was built must be named by what it is. Release archives and their trees
+    say so in their names (``libjpeg-turbo_3.1.3.orig.tar.gz``, ``zlib-ng-2.3.3``).
+    """
+    for pattern in (_DEBIAN_ORIG, _RELEASE):
+        match = pattern.match(path.name)
+        if match:
+            return match["version"]
+    return None
+
+
+def built_version(recipe_version: str, override: Path | None) -> tuple[str, str | None]:
+    """(version built, the recipe's pin if that differs, else None) of one component.
+
+    An override whose name declares no version is taken to be the recipe's version.
+    """
+    declared = declared_version(override) if override is not None else None
+    if declared is None or declared == recipe_version:
+        return recipe_version, None
+    return declared, recipe_version
+
+
+def version_label(version: str, recipe_version: str | None = None) -> str:
+    """``3.1.3 (recipe 3.2.0)`` when the built tree is not the recipe's pin, else ``3.1.3``."""
+    return f"{version} (recipe {recipe_version})" if recipe_version else version
 
 
 def parse_source_overrides(items: list[str]) -> dict[str, Path]:
@@ -114,6 +152,8 @@ class FetchedSource:
     local: bool
     #: True when the recipe had no pin and ``allow_unpinned`` accepted the computed hash.
     unpinned: bool = False
+    #: The recipe's version when ``version`` (what an override's name declares) differs.
+    recipe_version: str | None = None
 
     @property
     def verified(self) -> bool:
@@ -134,7 +174,7 @@ class FetchedSource:
             note = "recipe has no pinned sha256; hash computed on download (--allow-unpinned)"
         else:
             note = "sha256 verified against the recipe"
-        return {
+        entry = {
             "component": self.component,
             "version": self.version,
             "kind": self.kind,
@@ -144,6 +184,9 @@ class FetchedSource:
             "verified": self.verified,
             "note": note,
         }
+        if self.recipe_version:
+            entry["recipe_version"] = self.recipe_version
+        return entry
 
 
 # --------------------------------------------------------------------------------------------
@@ -441,11 +484,15 @@ def fetch_source(
     local = (overrides or {}).get(component)
     if local is not None:
         local = Path(local).resolve()
+        built, pin = built_version(version, local)
         if local.is_dir():
-            return FetchedSource(component, version, local, None, str(local), local=True)
-        if not looks_like_archive(local):
+            sha = None
+        elif looks_like_archive(local):
+            sha = file_sha256(local)
+        else:
             raise SourceError(f"--source {component}={local}: not a directory or tar/zip archive")
-        return FetchedSource(component, version, local, file_sha256(local), str(local), local=True)
+        origin = str(local)
+        return FetchedSource(component, built, local, sha, origin, local=True, recipe_version=pin)
 
     source = recipe.component_source(component)
     origin = source.url or source.pip

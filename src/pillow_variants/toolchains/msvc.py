@@ -213,7 +213,8 @@ class MsvcToolchain(Toolchain):
             raise ToolchainError(
                 f"--toolchain msvc needs a Windows host with Visual Studio "
                 f"(vswhere, cl.exe, MSBuild); this host is {self.platform}. "
-                "Use --toolchain zig to cross-compile here."
+                "The zig toolchain cross-compiles here: 'pillow-variants build all RECIPE'"
+                " (or 'deps build RECIPE --toolchain zig')."
             )
         if self.vs is None:
             self.vs = find_msvs()

@@ -11,11 +11,12 @@ Dockerfile, Windows containers on a Windows host:
    :func:`pillow_variants.verify.ladder.edit_pth` computes, so site-packages is on ``sys.path``;
 2. ``nanoserver:ltsc2022``: that Python copied in, ``USER ContainerAdministrator``, ``PATH``.
 
-Then, in the nanoserver image: ``scripts/check_imports.py`` (every import of every PE of the
+Then, in the nanoserver image: ``check_imports.py`` (every import of every PE of the
 wheel through ``LoadLibraryExW``/``GetProcAddress``: what nanoserver really lacks, by name)
-and ``scripts/smoke_test.py --variant V``; and a ``docker create``/``docker cp`` of the same
-image's ``C:\\Windows\\System32`` feeds ``pillow-variants surface capture``, so the audit's
-prediction can be compared with ground truth (``audit --surface <captured>``).
+and ``smoke_test.py --variant V`` (both shipped in ``pillow_variants/payload/``); and a
+``docker create``/``docker cp`` of the same image's ``C:\\Windows\\System32`` feeds
+``pillow-variants surface capture``, so the audit's prediction can be compared with ground
+truth (``audit --surface <captured>``).
 
 Both images are pinned by digest (``data/images.json`` says where each digest came from) and
 overridable. Generation is pure and tested on Linux; running needs Windows with Docker in
@@ -50,7 +51,7 @@ PYTHON_DIR = "C:\\Python"
 SCRIPTS_DIR = "C:\\pillow-variants"
 SITE_PACKAGES = f"{PYTHON_DIR}\\Lib\\site-packages"
 NANO_PATH = f"{PYTHON_DIR};C:\\Windows\\System32;C:\\Windows"
-SCRIPTS = ("smoke_test.py", "check_imports.py")
+SCRIPTS = ladder.PAYLOAD
 DEFAULT_TIMEOUT = 1800.0
 CAPTURED_PROFILE = "nanoserver-ltsc2022-captured.json"
 
@@ -246,8 +247,13 @@ def plan_wheel(
     return plan, pristine
 
 
-def write_context(plan: ContainerPlan, pristine: Path, context: Path, scripts: Path) -> Path:
-    """Fill ``context`` (created empty): python/, wheel/, scripts/, SHA256SUMS, Dockerfile."""
+def write_context(
+    plan: ContainerPlan, pristine: Path, context: Path, scripts: Path | None = None
+) -> Path:
+    """Fill ``context`` (created empty): python/, wheel/, scripts/, SHA256SUMS, Dockerfile.
+
+    ``scripts`` replaces the smoke test and import checker shipped in the package (payload/).
+    """
     if context.exists() and any(context.iterdir()):
         raise UserError(f"{context}: build context directory is not empty")
     shutil.copytree(pristine, context / "python", dirs_exist_ok=True)
@@ -255,9 +261,10 @@ def write_context(plan: ContainerPlan, pristine: Path, context: Path, scripts: P
     shutil.copy2(plan.wheel, context / "wheel" / plan.wheel.name)
     (context / "scripts").mkdir()
     for name in SCRIPTS:
-        if not (scripts / name).is_file():
-            raise UserError(f"{scripts / name}: not found (pass --scripts-dir)")
-        shutil.copy2(scripts / name, context / "scripts" / name)
+        script = scripts / name if scripts is not None else ladder.payload_file(name)
+        if not script.is_file():
+            raise UserError(f"{script}: not found (--scripts-dir needs {' and '.join(SCRIPTS)})")
+        shutil.copy2(script, context / "scripts" / name)
     plan.sums = {
         p.relative_to(context).as_posix(): file_sha256(p)
         for sub in ("python", "wheel")

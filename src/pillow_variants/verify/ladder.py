@@ -6,7 +6,7 @@ did not run:
 * ``strict``    — import tables checked against the target surface (audit, policy strict),
 * ``surface``   — the same with the documented surface profile,
 * ``wine``      — the wheel installed into python.org's embeddable CPython of the wheel's version,
-  run under Wine, and ``scripts/smoke_test.py`` passed (this module),
+  run under Wine, and the smoke test (``payload/smoke_test.py``) passed (this module),
 * ``container`` — the smoke test passed inside a real Windows container (nanoserver).
 
 Wine cannot prove nanoserver compatibility (Wine has GDI/USER32 and the -A functions); it proves
@@ -26,6 +26,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -170,14 +171,31 @@ def install_wheel(wheel: Path, site_packages: Path) -> list[str]:
     return sorted(top)
 
 
-def default_smoke_test() -> Path:
-    """``scripts/smoke_test.py`` of this source tree."""
-    path = Path(__file__).resolve().parents[2] / "scripts" / "smoke_test.py"
+#: Programs the package runs inside a foreign (Windows) Python: shipped as package data in
+#: ``pillow_variants/payload/`` (never imported here), so a wheel install has them too.
+PAYLOAD = ("smoke_test.py", "check_imports.py")
+
+
+def payload_file(name: str) -> Path:
+    """The installed copy of payload program ``name`` (``smoke_test.py``, ``check_imports.py``).
+
+    Looked up through :mod:`importlib.resources` -- never next to a source tree, which a
+    ``pip install .`` does not have.
+    """
+    if name not in PAYLOAD:
+        raise ValueError(f"unknown payload program {name!r} (known: {', '.join(PAYLOAD)})")
+    path = Path(str(resources.files("pillow_variants") / "payload" / name))
     if not path.is_file():
         raise UserError(
-            "scripts/smoke_test.py not found next to the package; pass --smoke-test PATH"
+            f"{name} is missing from the installed pillow_variants package ({path.parent});"
+            " reinstall pillow-variants"
         )
     return path
+
+
+def default_smoke_test() -> Path:
+    """The smoke test shipped inside the package."""
+    return payload_file("smoke_test.py")
 
 
 # --------------------------------------------------------------------------------------------
