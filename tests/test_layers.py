@@ -18,7 +18,12 @@ import pillow_variants
 #: Lowest first. A module may import its own layer's modules and any layer below.
 LAYERS = [
     # the foundation: errors, logging, and the two file formats several stages read
-    {"pillow_variants", "pillow_variants.errors", "pillow_variants._log"},
+    {
+        "pillow_variants",
+        "pillow_variants.errors",
+        "pillow_variants._log",
+        "pillow_variants.payload",
+    },
     {"pillow_variants.hashing", "pillow_variants.limits", "pillow_variants.pe"},
     {"pillow_variants.wheeltools"},
     # the audit needs nothing but PE reading: every later stage may use it (the build checks
@@ -33,8 +38,13 @@ LAYERS = [
     {"pillow_variants.pipeline"},
     {"pillow_variants.cli", "pillow_variants.__main__"},
 ]
-#: Programs that run inside another Python (the PEP 517 hook runner): import nothing of ours.
-STANDALONE = {"pillow_variants.build.cross_pep517"}
+#: Programs that run inside another Python (the PEP 517 hook runner, the smoke test and import
+#: checker run by the Windows CPython under test): they must import nothing of ours.
+STANDALONE = {
+    "pillow_variants.build.cross_pep517",
+    "pillow_variants.payload.smoke_test",
+    "pillow_variants.payload.check_imports",
+}
 
 
 def _modules() -> dict[str, Path]:
@@ -90,6 +100,7 @@ def test_every_stage_is_a_folder() -> None:
 
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_imports_only_downward(module: str) -> None:
+    _layer(module)  # every module belongs to a layer
     upward = [m for m in GRAPH[module] if _layer(m) > _layer(module)]
     assert not upward, f"{module} imports from a higher layer: {upward}"
     if module in STANDALONE:

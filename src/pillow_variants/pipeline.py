@@ -20,10 +20,12 @@ from typing import Any
 from pillow_variants import __version__
 from pillow_variants._log import Progress
 from pillow_variants._log import progress as progress_line
-from pillow_variants.errors import EXIT_FINDINGS, EXIT_OK, UserError
+from pillow_variants.errors import EXIT_BUILD, EXIT_FINDINGS, EXIT_OK, UserError
 from pillow_variants.recipe.model import Recipe
 
 #: The rungs each audit policy mode runs (strict: rules; surface: loader simulation).
+#: Steps whose failure is a build failure (exit 3), not a verification failure (exit 1).
+BUILD_STEPS = ("build", "repair")
 AUDIT_RUNGS = {"strict": ("strict",), "surface": ("surface",), "both": ("strict", "surface")}
 
 
@@ -74,8 +76,12 @@ class PipelineReport:
 
     @property
     def exit_code(self) -> int:
+        """3 when a wheel did not build (compiler, backend, delvewheel), else 1 when a rung
+        failed or nothing was built, else 0 (README: exit codes)."""
         built = [o for o in self.outcomes if o.status == "built"]
         failed = [o for o in self.outcomes if o.status == "failed"]
+        if any(o.failed_step in BUILD_STEPS for o in failed):
+            return EXIT_BUILD
         return EXIT_FINDINGS if failed or not built else EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
