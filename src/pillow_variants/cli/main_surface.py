@@ -1,18 +1,22 @@
-"""``pillow-variants surface {list,show,capture}``: inspect and capture surface profiles.
+"""``pillow-variants surface {list,show,capture,check}``: inspect, capture and check profiles.
 
 ``show`` prints a profile's provenance (sources, and per DLL its basis, evidence and rules),
 because a derived profile is only as good as the evidence it names. ``capture`` produces
-ground truth from a System32 copy (see :mod:`pillow_variants.audit.capture`).
+ground truth from a System32 copy (see :mod:`pillow_variants.audit.capture`). ``check``
+compares a profile with its ground-truth corpus: binaries with public evidence of loading or
+failing on the image (see :mod:`pillow_variants.audit.corpus`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from importlib import resources
 from pathlib import Path
 
 from pillow_variants._log import progress
 from pillow_variants.audit.capture import capture_surface
+from pillow_variants.audit.corpus import check_corpus, load_corpus
 from pillow_variants.audit.surface import (
     DllModel,
     Surface,
@@ -20,11 +24,15 @@ from pillow_variants.audit.surface import (
     load_surface,
     normalize_dll,
 )
-from pillow_variants.cli.options import add_subcommands
+from pillow_variants.cli.options import add_cache_dir, add_subcommands
 from pillow_variants.errors import UserError
+from pillow_variants.sources.corpus import materialise
+from pillow_variants.sources.fetch import default_cache_dir
 
 COMMAND = "surface"
-HELP = "List, show (with provenance) and capture surface profiles."
+HELP = "List, show (with provenance), capture and check surface profiles."
+#: The corpus shipped with the package for the derived nanoserver profile.
+DEFAULT_CORPUS = "nanoserver-ltsc2022"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +45,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                 "Capture a profile from a System32 directory of a real Windows image.",
                 _configure_capture,
                 _capture,
+            ),
+            "check": (
+                "Audit the corpus binaries against the profile: agreement and disagreements.",
+                _configure_check,
+                _check,
             ),
         },
     )
@@ -157,3 +170,26 @@ def _capture(args: argparse.Namespace) -> int:
         f"captured {len(profile['dlls'])} DLLs, {len(profile['apisets'])} API sets -> {args.output}"
     )
     return 0
+
+
+def _configure_check(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--corpus",
+        type=Path,
+        help=f"corpus JSON (default: the shipped {DEFAULT_CORPUS} corpus)",
+    )
+    p.add_argument("--surface", help="profile to check (default: the corpus's own)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_cache_dir(p)
+
+
+def _check(args: argparse.Namespace) -> int:
+    path = args.corpus
+    if path is None:
+        folder = resources.files("pillow_variants") / "data" / "corpus"
+        path = Path(str(folder / f"{DEFAULT_CORPUS}.json"))
+    corpus = load_corpus(path)
+    targets = materialise(corpus, args.cache_dir or default_cache_dir())
+    report = check_corpus(corpus, targets, args.surface)
+    print(json.dumps(report.to_dict()) if args.json else report.to_text())
+    return report.exit_code
