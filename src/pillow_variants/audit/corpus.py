@@ -120,7 +120,7 @@ class CorpusReport:
         return 1 if self.disagreements or self.inconsistencies else 0
 
     def to_text(self) -> str:
-        rows = [("entry", "evidence", "expected", "profile", "", "sources")]
+        rows = [("entry", "evidence", "expected", "profile", "result", "sources")]
         for r in self.results:
             mark = "agree" if r.agrees else "DISAGREE"
             rows.append(
