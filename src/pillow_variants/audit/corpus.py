@@ -296,8 +296,11 @@ def corpus_from_dict(raw: object, where: str, base: Path) -> Corpus:
     for b in binaries.values():
         if b.kind == "wheel" and b.python and b.python not in runtimes:
             raise CorpusError(f"{where}: binaries.{b.id}: no runtime entry for Python {b.python}")
+    surface = _str(raw, "surface", where) or ""
+    if surface.endswith(".json"):  # a profile file next to the corpus, not in the cwd
+        surface = str(base / surface)
     return Corpus(
-        surface=_str(raw, "surface", where) or "",
+        surface=surface,
         description=str(raw.get("description", "")),
         sources={k: dict(v) for k, v in sources.items()},
         binaries=binaries,
