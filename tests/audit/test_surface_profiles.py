@@ -52,6 +52,24 @@ def test_nanoserver_model_follows_the_evidence() -> None:
     assert _present(s, "someones-private.dll", "f") is None
 
 
+def test_nanoserver_evidence_is_weighed_by_image() -> None:
+    """Working binaries observed on 1809/ltsc2022 outrank inference rules and pre-1809
+    NanoServerApiScan reports; what they did not observe stays an inference."""
+    model, _ = load_surface("nanoserver-ltsc2022").find_dll("KERNEL32.dll")
+    assert model is not None
+    seen = model.lookup(ImportedFunction("Process32First"))  # python311.dll imports it
+    assert seen.present and seen.basis == "evidence"
+    assert "rkttu-python-nanoserver" in seen.sources
+    scan = model.lookup(ImportedFunction("CopyFileA"))
+    assert not scan.present and scan.basis == "rule:pre1809-scan"
+    numa = model.lookup(ImportedFunction("GetNumaProcessorNode"))  # seen on ltsc2022
+    assert not numa.present and numa.basis == "evidence"
+    sources = load_surface("nanoserver-ltsc2022").sources
+    assert sources["cpython-stdlib-inferred"].startswith("[inferred: ")
+    assert sources["rkttu-python-nanoserver"].startswith("[direct: ")
+    assert sources["nanoserverapiscan"].startswith("[pre-1809 Nano Server")
+
+
 def test_servercore_model_accepts_system_functions_only() -> None:
     s = "servercore-ltsc2022"
     assert _present(s, "USER32.dll", "CreateWindowExA") is True
