@@ -172,6 +172,16 @@ def _mutate(path: str, value: Any) -> dict[str, Any]:
         (_mutate("entries.0.member", "nothere.dll"), "nothere.dll is not a PE module of rt"),
         (_mutate("runtimes", {"3.11": "ghost"}), "runtimes.3.11: unknown entry 'ghost'"),
         (_mutate("runtimes", {}), "no runtime entry for Python 3.11"),
+        (
+            _mutate(
+                "entries",
+                [
+                    {**corpus()["entries"][0], "expect": "fails"},
+                    {**corpus()["entries"][2], "expect": "loads", "error": None},
+                ],
+            ),
+            "whl-bad is expected to load but its runtime rt-python is not",
+        ),  # fmt: skip
         (_mutate("binaries.rt.kind", "rpm"), "'kind' must be one of"),
         (_mutate("binaries.rt.path", "missing"), "does not exist"),
         (_mutate("binaries.whl.sha256", "0" * 64), "sha256 differs"),

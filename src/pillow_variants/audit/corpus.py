@@ -296,6 +296,14 @@ def corpus_from_dict(raw: object, where: str, base: Path) -> Corpus:
     for b in binaries.values():
         if b.kind == "wheel" and b.python and b.python not in runtimes:
             raise CorpusError(f"{where}: binaries.{b.id}: no runtime entry for Python {b.python}")
+    by_id = {e.id: e for e in entries}
+    for e in entries:  # the corpus itself: a wheel that loads needs an interpreter that loads
+        b = binaries[e.binary]
+        runtime = by_id[runtimes[b.python]] if b.kind == "wheel" and b.python else None
+        if e.expect == "loads" and runtime is not None and runtime.expect != "loads":
+            raise CorpusError(
+                f"{where}: {e.id} is expected to load but its runtime {runtime.id} is not"
+            )
     surface = _str(raw, "surface", where) or ""
     if surface.endswith(".json"):  # a profile file next to the corpus, not in the cwd
         surface = str(base / surface)
