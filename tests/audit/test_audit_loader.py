@@ -184,8 +184,9 @@ def test_strict_policy_rules_and_surface_verdicts(built) -> None:
     kernel = {
         f["name"]: f for d in m["imports"] if d["name"] == "KERNEL32.dll" for f in d["functions"]
     }
-    assert kernel["GetStartupInfoA"]["basis"] == "evidence"  # reported missing by a source
-    assert kernel["GetStartupInfoA"]["sources"] == ["nanoserverapiscan"]
+    # reported missing by NanoServerApiScan on pre-1809 Nano Server: a rule, not evidence
+    assert kernel["GetStartupInfoA"]["basis"] == "rule:pre1809-scan"
+    assert kernel["GetStartupInfoA"]["sources"] == ["derived-rule", "nanoserverapiscan"]
     assert kernel["GlobalLock"]["basis"] == "rule:legacy-contract"
     # strict alone needs no surface and gives no loader verdict
     strict = validate(audit_paths([built["gui"]], policy="strict").to_json())
