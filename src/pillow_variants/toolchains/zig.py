@@ -331,9 +331,14 @@ class ZigToolchain(Toolchain):
 
     def identity(self) -> dict[str, str]:
         nasm = _tool_version((self.nasm, "-v")) if self.nasm else "absent"
-        # The wrappers and toolchain files shape every object file: hash what setup() writes.
+        # The wrappers and toolchain files shape every object file: hash what setup() writes --
+        # but not where zig is installed (its version is keyed): the same ziglang in another
+        # venv (the nox tests session, the main job's session) must find the same cache entries.
         generated = self.generated_files(self.workdir) if self.workdir else {}
-        files = hashlib.sha256(json.dumps(generated, sort_keys=True).encode()).hexdigest()
+        text = json.dumps(generated, sort_keys=True)
+        if self.zig:
+            text = text.replace(json.dumps(self.zig)[1:-1], "<zig>")
+        files = hashlib.sha256(text.encode()).hexdigest()
         return {
             "name": self.name,
             "version": self.version,
