@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pillow_variants.toolchain_zig import ZigToolchain
+from pillow_variants.toolchains.zig import ZigToolchain
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="the fake zig is a sh script")
 
