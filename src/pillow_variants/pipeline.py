@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pillow_variants import __version__
-from pillow_variants._log import Progress
+from pillow_variants._log import Progress, StepTime, summarize, timed
 from pillow_variants._log import progress as progress_line
 from pillow_variants.errors import EXIT_FINDINGS, EXIT_OK, UserError
 from pillow_variants.recipe.model import Recipe
@@ -221,16 +221,17 @@ def build_all(
     dep_overrides = {k: v for k, v in overrides.items() if k != "pillow"}
 
     progress(f"== {recipe.name}: dependencies (zig) → {prefix}")
-    toolchain = get_toolchain("zig")
-    deps_report = DepsBuilder(
-        recipe,
-        toolchain,
-        prefix,
-        cache_dir=cache_dir,
-        overrides=dep_overrides,
-        allow_unpinned=allow_unpinned,
-        jobs=jobs,
-    ).build()
+    steps: list[StepTime] = []
+    with timed("dependencies", steps, progress):
+        deps_report = DepsBuilder(
+            recipe,
+            get_toolchain("zig"),
+            prefix,
+            cache_dir=cache_dir,
+            overrides=dep_overrides,
+            allow_unpinned=allow_unpinned,
+            jobs=jobs,
+        ).build()
     deps_manifest = json.loads(deps_report.manifest_path.read_text())
 
     outcomes: list[WheelOutcome] = []
@@ -240,41 +241,50 @@ def build_all(
         t0 = time.monotonic()
         progress(f"== {recipe.name}: CPython {python} win_amd64")
         try:
-            sdk = pysdk.prepare_sdk(python, cache_dir=cache_dir)
+            with timed(f"cp{python} sdk", steps, progress):
+                sdk = pysdk.prepare_sdk(python, cache_dir=cache_dir)
         except UserError as exc:
             outcome.reason = f"no Windows CPython SDK here ({exc})"
             progress(f"  skipped: {outcome.reason}")
             continue
         try:
             with tempfile.TemporaryDirectory(prefix="pv-wheel-") as tmp:
-                built = pillow.run_wheel_build(
-                    recipe,
-                    python,
-                    prefix,
-                    sdk,
-                    Path(tmp),
-                    source_overrides=pillow_overrides,
-                    cache_dir=cache_dir,
-                    allow_unpinned=allow_unpinned,
-                    jobs=jobs,
-                    progress=progress,
-                )
-                wheel = repair.repair_wheel(built.wheel, Path(tmp) / "repaired", progress)
+                with timed(f"cp{python} wheel", steps, progress):
+                    built = pillow.run_wheel_build(
+                        recipe,
+                        python,
+                        prefix,
+                        sdk,
+                        Path(tmp),
+                        source_overrides=pillow_overrides,
+                        cache_dir=cache_dir,
+                        allow_unpinned=allow_unpinned,
+                        jobs=jobs,
+                        progress=progress,
+                    )
+                with timed(f"cp{python} repair", steps, progress):
+                    wheel = repair.repair_wheel(built.wheel, Path(tmp) / "repaired", progress)
                 evidence: dict[str, Any] = {}  # ladder.record_rung fills evidence["rungs"]
-                for rung, result in audit_rungs(recipe, wheel).items():
+                with timed(f"cp{python} audit", steps, progress):
+                    audited = audit_rungs(recipe, wheel)
+                for rung, result in audited.items():
                     ladder.record_rung(evidence, rung, result)
                     progress(f"  audit {rung}: {'pass' if result['passed'] else 'FAIL'}")
                 rungs = evidence.get("rungs", {})
                 gate_ok = all(r["passed"] for r in rungs.values())
                 if wine and gate_ok and recipe.name in ladder.VARIANTS:
-                    verdict = ladder.verify_wine(wheel, variant=recipe.name, cache_dir=cache_dir)
+                    with timed(f"cp{python} wine", steps, progress):
+                        verdict = ladder.verify_wine(
+                            wheel, variant=recipe.name, cache_dir=cache_dir
+                        )
                     ladder.record_rung(evidence, "wine", verdict.rung_result())
                     progress(f"  wine: {'pass' if verdict.passed else 'FAIL'} ({verdict.reason})")
-                manifest = build_manifest(recipe, python, deps_manifest, built.source, rungs)
-                out_dir.mkdir(parents=True, exist_ok=True)
-                final = wheeltools.embed_provenance(
-                    wheel, manifest, build_sbom(recipe, manifest), out=out_dir / wheel.name
-                )
+                with timed(f"cp{python} provenance", steps, progress):
+                    manifest = build_manifest(recipe, python, deps_manifest, built.source, rungs)
+                    out_dir.mkdir(parents=True, exist_ok=True)
+                    final = wheeltools.embed_provenance(
+                        wheel, manifest, build_sbom(recipe, manifest), out=out_dir / wheel.name
+                    )
         except UserError as exc:
             outcome.status, outcome.reason = "failed", str(exc)
             outcome.seconds = time.monotonic() - t0
@@ -292,4 +302,5 @@ def build_all(
         else:
             outcome.status = "built"
         progress(f"  {outcome.status}: {final}")
+    progress(summarize(steps))
     return PipelineReport(recipe.name, prefix, outcomes, time.monotonic() - started)
