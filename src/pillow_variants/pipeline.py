@@ -239,9 +239,10 @@ def build_all(
         outcome = WheelOutcome(python=python)
         outcomes.append(outcome)
         t0 = time.monotonic()
+        tag = "cp" + python.replace(".", "")  # step names in the timing lines
         progress(f"== {recipe.name}: CPython {python} win_amd64")
         try:
-            with timed(f"cp{python} sdk", steps, progress):
+            with timed(f"{tag} sdk", steps, progress):
                 sdk = pysdk.prepare_sdk(python, cache_dir=cache_dir)
         except UserError as exc:
             outcome.reason = f"no Windows CPython SDK here ({exc})"
@@ -249,7 +250,7 @@ def build_all(
             continue
         try:
             with tempfile.TemporaryDirectory(prefix="pv-wheel-") as tmp:
-                with timed(f"cp{python} wheel", steps, progress):
+                with timed(f"{tag} wheel", steps, progress):
                     built = pillow.run_wheel_build(
                         recipe,
                         python,
@@ -262,10 +263,10 @@ def build_all(
                         jobs=jobs,
                         progress=progress,
                     )
-                with timed(f"cp{python} repair", steps, progress):
+                with timed(f"{tag} repair", steps, progress):
                     wheel = repair.repair_wheel(built.wheel, Path(tmp) / "repaired", progress)
                 evidence: dict[str, Any] = {}  # ladder.record_rung fills evidence["rungs"]
-                with timed(f"cp{python} audit", steps, progress):
+                with timed(f"{tag} audit", steps, progress):
                     audited = audit_rungs(recipe, wheel)
                 for rung, result in audited.items():
                     ladder.record_rung(evidence, rung, result)
@@ -273,13 +274,13 @@ def build_all(
                 rungs = evidence.get("rungs", {})
                 gate_ok = all(r["passed"] for r in rungs.values())
                 if wine and gate_ok and recipe.name in ladder.VARIANTS:
-                    with timed(f"cp{python} wine", steps, progress):
+                    with timed(f"{tag} wine", steps, progress):
                         verdict = ladder.verify_wine(
                             wheel, variant=recipe.name, cache_dir=cache_dir
                         )
                     ladder.record_rung(evidence, "wine", verdict.rung_result())
                     progress(f"  wine: {'pass' if verdict.passed else 'FAIL'} ({verdict.reason})")
-                with timed(f"cp{python} provenance", steps, progress):
+                with timed(f"{tag} provenance", steps, progress):
                     manifest = build_manifest(recipe, python, deps_manifest, built.source, rungs)
                     out_dir.mkdir(parents=True, exist_ok=True)
                     final = wheeltools.embed_provenance(

@@ -158,3 +158,12 @@ def test_cli_wheel_without_matching_cpython_exits_2(
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: pillow-13.0.0-cp310-cp310-win_amd64.whl: no embeddable CPython")
     assert "available: 3.11, 3.12, 3.13" in err
+
+
+def test_default_smoke_test_is_this_trees_script() -> None:
+    """build all's Wine rung finds scripts/smoke_test.py of the source tree by itself."""
+    from pillow_variants.verify.ladder import default_smoke_test
+
+    path = default_smoke_test()
+    assert path == Path(__file__).resolve().parents[2] / "scripts" / "smoke_test.py"
+    assert path.is_file()

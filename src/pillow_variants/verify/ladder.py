@@ -171,8 +171,8 @@ def install_wheel(wheel: Path, site_packages: Path) -> list[str]:
 
 
 def default_smoke_test() -> Path:
-    """``scripts/smoke_test.py`` of this source tree."""
-    path = Path(__file__).resolve().parents[2] / "scripts" / "smoke_test.py"
+    """``scripts/smoke_test.py`` of this source tree (src/pillow_variants/verify/ → the root)."""
+    path = Path(__file__).resolve().parents[3] / "scripts" / "smoke_test.py"
     if not path.is_file():
         raise UserError(
             "scripts/smoke_test.py not found next to the package; pass --smoke-test PATH"
