@@ -124,15 +124,17 @@ def publish(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Print benchmark figures: audit vs delvewheel, deps cold vs warm, 2nd CPython vs cold."""
+    """Print benchmark figures: audit vs delvewheel, deps cold vs warm, 2nd CPython vs cold,
+    per-module sizes against the official wheel."""
     _install_project(session, "zig", "delvewheel")
     wheel = _official_wheel(session)
     session.run("python", "scripts/bench_audit.py", wheel)
     session.run("python", "scripts/bench_deps.py", "--jobs", "2")
     # A second CPython version with a warm dependency cache, against the cold first one.
     cache = session.create_tmp() + "/pv-cache"
+    dist = session.create_tmp() + "/dist"
     common = ["--sources-file", _debian_sources(session), "--cache-dir", cache, "--no-wine"]
-    common += ["--out", session.create_tmp() + "/dist"]
+    common += ["--out", dist]
     timings = {}
     for python in ("3.13", "3.11"):
         start = time.monotonic()
@@ -143,6 +145,11 @@ def bench(session: nox.Session) -> None:
     print(f"build all, cold (deps + cp313):      {cold:7.1f} s")
     print(f"build all, warm deps, 2nd CPython:   {warm:7.1f} s")
     print(f"ratio second/cold:                   {warm / cold:7.2f}  (target <= 0.15)")
+    # Per-module raw sizes (and PE sections) against the official wheel of the same tag.
+    ours = sorted(Path(dist).glob("pillow-*-cp313-cp313-win_amd64.whl"))
+    if not ours:
+        session.error(f"no cp313 wheel in {dist}")
+    session.run("python", "scripts/bench_sizes.py", wheel, str(ours[0]), "--sections")
 
 
 @nox.session(python=PYTHON)

@@ -9,8 +9,12 @@ for ``--json``. Library code never configures logging itself: embedding programs
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 LOGGER = logging.getLogger("pillow_variants")
 
@@ -26,6 +30,59 @@ def progress(message: str) -> None:
 def debug(message: str) -> None:
     """Detail for ``-v``: commands run, cache decisions."""
     LOGGER.debug(message)
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """Where one step's wall time went: the toolkit's own work (this process's CPU time) and
+    the rest, spent waiting for the tools it ran (compilers, linkers, CMake, pip, Wine).
+
+    The split answers "is the toolkit the slow part?" without instrumenting every call:
+    while a tool runs, this process sleeps in ``wait()`` and accrues no CPU time.
+    """
+
+    name: str
+    wall: float
+    toolkit: float  # CPU seconds of this process
+    tools_cpu: float  # CPU seconds of the finished child processes (all cores)
+
+    @property
+    def tools(self) -> float:
+        """Wall seconds not spent in the toolkit itself."""
+        return max(self.wall - self.toolkit, 0.0)
+
+    def line(self) -> str:
+        share = 100 * self.toolkit / self.wall if self.wall else 0.0
+        return (
+            f"  time {self.name}: {self.wall:.1f} s = tools {self.tools:.1f} s + toolkit "
+            f"{self.toolkit:.2f} s ({share:.1f}%); tools' CPU {self.tools_cpu:.1f} s"
+        )
+
+
+def _cpu() -> tuple[float, float]:
+    t = os.times()
+    return t.user + t.system, t.children_user + t.children_system
+
+
+@contextmanager
+def timed(name: str, steps: list[StepTime], sink: Progress = progress) -> Iterator[None]:
+    """Time a step (see :class:`StepTime`), append it to ``steps`` and report its line."""
+    wall0, (own0, kids0) = time.monotonic(), _cpu()
+    try:
+        yield
+    finally:
+        own1, kids1 = _cpu()
+        step = StepTime(name, time.monotonic() - wall0, own1 - own0, kids1 - kids0)
+        steps.append(step)
+        sink(step.line())
+
+
+def summarize(steps: list[StepTime]) -> str:
+    """One line: the toolkit's share of the wall time of ``steps``."""
+    wall = sum(s.wall for s in steps)
+    own = sum(s.toolkit for s in steps)
+    share = 100 * own / wall if wall else 0.0
+    return f"time total: {wall:.1f} s; toolkit {own:.2f} s ({share:.1f}%), tools {wall - own:.1f} s"
 
 
 class _StderrHandler(logging.Handler):

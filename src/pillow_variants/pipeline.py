@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pillow_variants import __version__
-from pillow_variants._log import Progress
+from pillow_variants._log import Progress, StepTime, summarize, timed
 from pillow_variants._log import progress as progress_line
 from pillow_variants.errors import EXIT_BUILD, EXIT_FINDINGS, EXIT_OK, UserError
 from pillow_variants.recipe.model import Recipe
@@ -251,16 +251,17 @@ def build_all(
     dep_overrides = {k: v for k, v in overrides.items() if k != "pillow"}
 
     progress(f"== {recipe.name}: dependencies (zig) → {prefix}")
-    toolchain = get_toolchain("zig")
-    deps_report = DepsBuilder(
-        recipe,
-        toolchain,
-        prefix,
-        cache_dir=cache_dir,
-        overrides=dep_overrides,
-        allow_unpinned=allow_unpinned,
-        jobs=jobs,
-    ).build()
+    steps: list[StepTime] = []
+    with timed("dependencies", steps, progress):
+        deps_report = DepsBuilder(
+            recipe,
+            get_toolchain("zig"),
+            prefix,
+            cache_dir=cache_dir,
+            overrides=dep_overrides,
+            allow_unpinned=allow_unpinned,
+            jobs=jobs,
+        ).build()
     deps_manifest = json.loads(deps_report.manifest_path.read_text())
     versions = {
         name: {k: entry[k] for k in ("version", "recipe_version") if k in entry}
@@ -273,9 +274,11 @@ def build_all(
         outcome = WheelOutcome(python=python)
         outcomes.append(outcome)
         t0 = time.monotonic()
+        tag = "cp" + python.replace(".", "")  # step names in the timing lines
         progress(f"== {recipe.name}: CPython {python} win_amd64")
         try:
-            sdk = pysdk.prepare_sdk(python, cache_dir=cache_dir)
+            with timed(f"{tag} sdk", steps, progress):
+                sdk = pysdk.prepare_sdk(python, cache_dir=cache_dir)
         except UserError as exc:
             outcome.reason = f"no Windows CPython SDK here ({exc})"
             progress(f"  skipped: {outcome.reason}")
@@ -285,38 +288,46 @@ def build_all(
         step = "build"
         try:
             with tempfile.TemporaryDirectory(prefix="pv-wheel-") as tmp:
-                built = pillow.run_wheel_build(
-                    recipe,
-                    python,
-                    prefix,
-                    sdk,
-                    Path(tmp),
-                    source_overrides=pillow_overrides,
-                    cache_dir=cache_dir,
-                    allow_unpinned=allow_unpinned,
-                    jobs=jobs,
-                    progress=progress,
-                )
+                with timed(f"{tag} wheel", steps, progress):
+                    built = pillow.run_wheel_build(
+                        recipe,
+                        python,
+                        prefix,
+                        sdk,
+                        Path(tmp),
+                        source_overrides=pillow_overrides,
+                        cache_dir=cache_dir,
+                        allow_unpinned=allow_unpinned,
+                        jobs=jobs,
+                        progress=progress,
+                    )
                 outcome.wheel_name, outcome.size = built.wheel.name, built.wheel.stat().st_size
                 step = "repair"
-                wheel = repair.repair_wheel(built.wheel, Path(tmp) / "repaired", progress)
+                with timed(f"{tag} repair", steps, progress):
+                    wheel = repair.repair_wheel(built.wheel, Path(tmp) / "repaired", progress)
                 outcome.wheel_name, outcome.size = wheel.name, wheel.stat().st_size
                 step = "audit"
-                for rung, result in audit_rungs(recipe, wheel).items():
+                with timed(f"{tag} audit", steps, progress):
+                    audited = audit_rungs(recipe, wheel)
+                for rung, result in audited.items():
                     ladder.record_rung(evidence, rung, result)
                     progress(f"  audit {rung}: {'pass' if result['passed'] else 'FAIL'}")
                 gate_ok = all(r["passed"] for r in rungs.values())
                 if wine and gate_ok and recipe.name in ladder.VARIANTS:
                     step = "wine"
-                    verdict = ladder.verify_wine(wheel, variant=recipe.name, cache_dir=cache_dir)
+                    with timed(f"{tag} wine", steps, progress):
+                        verdict = ladder.verify_wine(
+                            wheel, variant=recipe.name, cache_dir=cache_dir
+                        )
                     ladder.record_rung(evidence, "wine", verdict.rung_result())
                     progress(f"  wine: {'pass' if verdict.passed else 'FAIL'} ({verdict.reason})")
                 step = "provenance"
-                manifest = build_manifest(recipe, python, deps_manifest, built.source, rungs)
-                out_dir.mkdir(parents=True, exist_ok=True)
-                final = wheeltools.embed_provenance(
-                    wheel, manifest, build_sbom(recipe, manifest), out=out_dir / wheel.name
-                )
+                with timed(f"{tag} provenance", steps, progress):
+                    manifest = build_manifest(recipe, python, deps_manifest, built.source, rungs)
+                    out_dir.mkdir(parents=True, exist_ok=True)
+                    final = wheeltools.embed_provenance(
+                        wheel, manifest, build_sbom(recipe, manifest), out=out_dir / wheel.name
+                    )
         except (UserError, OSError) as exc:
             # What ran before the failing step stays in the row: the rungs that passed, and
             # the wheel's name (the file itself was in the run's temporary directory).
@@ -341,4 +352,5 @@ def build_all(
         else:
             outcome.status = "built"
         progress(f"  {outcome.status}: {final}")
+    progress(summarize(steps))
     return PipelineReport(recipe.name, prefix, outcomes, time.monotonic() - started, versions)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,12 @@ from pillow_variants.toolchains.base import (
     Copy,
     is_msvc_only_edit,
 )
-from pillow_variants.toolchains.zig import ZIG_DEPS, ZigToolchain, strip_msvc_flags
+from pillow_variants.toolchains.zig import (
+    SECTION_FLAGS,
+    ZIG_DEPS,
+    ZigToolchain,
+    strip_msvc_flags,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 PATHS = BuildPaths(source="/w/src", build="/w/build", stage="/w/stage", prefix="/p")
@@ -83,6 +89,8 @@ def test_compiler_wrapper_logs_and_targets_windows(tmp_path, fake_zig):
     subprocess.run([tc.wrapper("cc"), "-c", "-mavx2", "a.c", "-o", "a.obj"], check=True)
     args = (tmp_path / "args.txt").read_text().split("\n")
     assert args[:3] == ["cc", "-target", "x86_64-windows-gnu"]
+    # one section per function and data item: what lets the link drop unused library code
+    assert args[3:5] == ["-ffunction-sections", "-fdata-sections"]
     assert "-mavx2" in args  # compiling keeps ISA flags
     log = Path(tc.compile_log).read_text().splitlines()
     assert log == ["cc -c -mavx2 a.c -o a.obj"]
@@ -109,6 +117,8 @@ def test_link_drops_isa_flags_keeps_subsystem_flags(tmp_path, fake_zig):
         "c++",
         "-target",
         "x86_64-windows-gnu",
+        "-ffunction-sections",
+        "-fdata-sections",
         "-municode",
         "a.obj",
         "-o",
@@ -240,6 +250,32 @@ def test_real_zig_is_the_pinned_package():
 
 
 @posix_only
+def test_real_wrapper_objects_let_the_link_drop_unused_functions(tmp_path):
+    """The generated cc wrapper with the real zig: one section per function, so a DLL linked
+    from the object keeps the function it exports and drops the one nothing calls (the
+    static libraries' unused code). With zig's default (one .text per object) both stay."""
+    tc = ZigToolchain()
+    tc.setup(str(tmp_path / "tc"))
+    marker = 0x5A17DEAD
+    (tmp_path / "m.c").write_text(
+        "__declspec(dllexport) int used(int x) { return x * 3; }\n"
+        f"int unused(int x) {{ return x ^ {marker:#x}; }}\n"
+    )
+    subprocess.run(
+        [tc.wrapper("cc"), "-O2", "-c", "m.c", "-o", "m.obj"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
+    assert b".text$unused" in (tmp_path / "m.obj").read_bytes()  # a section of its own
+    link = [tc.zig, "lld-link", "/dll", "/noentry", "/machine:x64", "/out:m.dll", "m.obj"]
+    subprocess.run(link, cwd=tmp_path, check=True, capture_output=True)
+    dll = (tmp_path / "m.dll").read_bytes()
+    assert struct.pack("<I", marker) not in dll
+    assert b"used" in dll  # the export survived
+
+
+@posix_only
 def test_rc_wrapper_emits_coff_objects(tmp_path, fake_zig):
     tc = toolchain(zig=str(fake_zig))
     tc.setup(str(tmp_path / "tc"))
@@ -250,7 +286,8 @@ def test_rc_wrapper_emits_coff_objects(tmp_path, fake_zig):
 
 def test_identity_changes_with_the_generated_files():
     a = toolchain(nasm="")
-    a.generated_files("/tc")
+    files = a.generated_files("/tc")
+    assert all(" ".join(SECTION_FLAGS) in files[a.wrapper(t)] for t in ("cc", "c++"))
     b = toolchain(nasm="")
     b.generated_files("/other")
     assert a.identity()["generated_files_sha256"] != b.identity()["generated_files_sha256"]

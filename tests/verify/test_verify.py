@@ -158,3 +158,14 @@ def test_cli_wheel_without_matching_cpython_exits_2(
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: pillow-13.0.0-cp310-cp310-win_amd64.whl: no embeddable CPython")
     assert "available: 3.11, 3.12, 3.13" in err
+
+
+def test_default_smoke_test_is_the_installed_payload() -> None:
+    """build all's Wine rung finds the smoke test inside the installed package by itself (a
+    path computed from this module's location broke when the module moved, #13)."""
+    import pillow_variants
+    from pillow_variants.verify.ladder import default_smoke_test
+
+    path = default_smoke_test()
+    assert path == Path(pillow_variants.__file__).resolve().parent / "payload" / "smoke_test.py"
+    assert path.is_file()

@@ -99,14 +99,19 @@ class CrossCompiler:
 
     @classmethod
     def zig(cls) -> CrossCompiler:
-        """zig from the ``ziglang`` wheel: :func:`~pillow_variants.toolchains.zig.zig_command`."""
-        from pillow_variants.toolchains.zig import zig_command
+        """zig from the ``ziglang`` wheel: :func:`~pillow_variants.toolchains.zig.zig_command`.
+
+        Pillow's own objects get the dependencies' section flags (one section per function and
+        data item), so the link drops their unreferenced code as MSVC's /Gy + /OPT:REF do.
+        """
+        from pillow_variants.toolchains.zig import SECTION_FLAGS, zig_command
 
         base = zig_command()
         return cls(
             cc=[*base, "cc", "-target", ZIG_TARGET],
             cxx=[*base, "c++", "-target", ZIG_TARGET],
             ar=[*base, "ar"],
+            cflags=["-O2", "-DNDEBUG", *SECTION_FLAGS],
         )
 
 

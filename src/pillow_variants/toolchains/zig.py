@@ -43,6 +43,13 @@ from pillow_variants.toolchains.base import (
 
 TARGET = "x86_64-windows-gnu"
 
+#: Every object zig compiles gets one section per function and per data item, so that the
+#: linker's garbage collection (lld-link's default /OPT:REF without /DEBUG) drops what nothing
+#: references: a static library's unused functions no longer ride along with the used ones in
+#: the same object. MSVC's /O2, upstream's flag, implies the same function-level linking (/Gy).
+#: zig cc passes -fno-function-sections -fno-data-sections unless it is told otherwise.
+SECTION_FLAGS = ("-ffunction-sections", "-fdata-sections")
+
 #: Compiler flags that only MSVC's cl.exe understands; removed from CMAKE_*_FLAGS values.
 MSVC_ONLY_FLAGS = ("-nologo", "-d2FH4-")
 
@@ -247,7 +254,7 @@ if [ $link = 1 ]; then
     esac
   done
 fi
-exec '{zig}' {tool} -target {target} "$@"
+exec '{zig}' {tool} -target {target} {flags} "$@"
 """
 
 _SH_TOOL = """#!/bin/sh
@@ -262,7 +269,9 @@ _SH_RC = """#!/bin/sh
 exec '{zig}' rc /:output-format coff /:target x64 "$@"
 """
 
-_CMD_COMPILER = '@echo off\r\necho {tool} %* >> "{log}"\r\n"{zig}" {tool} -target {target} %*\r\n'
+_CMD_COMPILER = (
+    '@echo off\r\necho {tool} %* >> "{log}"\r\n"{zig}" {tool} -target {target} {flags} %*\r\n'
+)
 _CMD_TOOL = '@echo off\r\n"{zig}" {tool} %*\r\n'
 _CMD_RC = '@echo off\r\n"{zig}" rc /:output-format coff /:target x64 %*\r\n'
 
@@ -379,7 +388,12 @@ class ZigToolchain(Toolchain):
     def generated_files(self, workdir: str) -> dict[str, str]:
         """File name → content of everything :meth:`setup` writes (pure, for tests)."""
         self.workdir = workdir
-        fmt = {"zig": self.zig, "target": self.target, "log": self.compile_log}
+        fmt = {
+            "zig": self.zig,
+            "target": self.target,
+            "log": self.compile_log,
+            "flags": " ".join(SECTION_FLAGS),
+        }
         files: dict[str, str] = {}
         windows = os.name == "nt"
         for tool in ("cc", "c++"):
