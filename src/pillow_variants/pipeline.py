@@ -20,7 +20,7 @@ from typing import Any
 from pillow_variants import __version__
 from pillow_variants._log import Progress
 from pillow_variants._log import progress as progress_line
-from pillow_variants.errors import EXIT_FINDINGS, EXIT_OK, UserError
+from pillow_variants.errors import EXIT_FINDINGS, EXIT_OK, BuildError, ToolchainError, UserError
 from pillow_variants.recipe.model import Recipe
 
 #: The rungs each audit policy mode runs (strict: rules; surface: loader simulation).
@@ -146,8 +146,14 @@ def build_manifest(
     deps_manifest: dict[str, Any],
     pillow_source: dict[str, Any],
     rungs: dict[str, Any],
+    not_run: dict[str, str] | None = None,
+    sdk: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The provenance document embedded in the wheel (schemas/build-manifest.schema.json)."""
+    """The provenance document embedded in the wheel (schemas/build-manifest.schema.json).
+
+    ``not_run`` names rungs that did not run and why (never a pass); ``sdk`` says what the
+    Windows CPython headers and import library were made from (e.g. generated from headers).
+    """
     from pillow_variants.sources.patches import read_patch
 
     sources = {"pillow": pillow_source}
@@ -179,6 +185,8 @@ def build_manifest(
             for name, entry in deps_manifest.get("dependencies", {}).items()
         },
         "rungs": rungs,
+        **({"not_run": not_run} if not_run else {}),
+        **({"python_sdk": sdk} if sdk else {}),
     }
 
 
@@ -241,6 +249,10 @@ def build_all(
         progress(f"== {recipe.name}: CPython {python} win_amd64")
         try:
             sdk = pysdk.prepare_sdk(python, cache_dir=cache_dir)
+        except (ToolchainError, BuildError) as exc:  # our tools failed: not about this machine
+            outcome.status, outcome.reason = "failed", f"Windows CPython SDK: {exc}"
+            progress(f"  failed: {outcome.reason}")
+            continue
         except UserError as exc:
             outcome.reason = f"no Windows CPython SDK here ({exc})"
             progress(f"  skipped: {outcome.reason}")
@@ -266,11 +278,27 @@ def build_all(
                     progress(f"  audit {rung}: {'pass' if result['passed'] else 'FAIL'}")
                 rungs = evidence.get("rungs", {})
                 gate_ok = all(r["passed"] for r in rungs.values())
-                if wine and gate_ok and recipe.name in ladder.VARIANTS:
+                not_run: dict[str, str] = {}
+                if wine and not sdk.runtime:
+                    not_run["wine"] = (
+                        f"no Windows CPython {python} runtime here: {sdk.dll} is not reachable "
+                        f"({sdk.sources['dlls'].get('reason', 'no DLL')}); the import library "
+                        "was generated from the headers"
+                    )
+                    progress(f"  wine: not run ({not_run['wine']})")
+                elif wine and gate_ok and recipe.name in ladder.VARIANTS:
                     verdict = ladder.verify_wine(wheel, variant=recipe.name, cache_dir=cache_dir)
                     ladder.record_rung(evidence, "wine", verdict.rung_result())
                     progress(f"  wine: {'pass' if verdict.passed else 'FAIL'} ({verdict.reason})")
-                manifest = build_manifest(recipe, python, deps_manifest, built.source, rungs)
+                manifest = build_manifest(
+                    recipe,
+                    python,
+                    deps_manifest,
+                    built.source,
+                    rungs,
+                    not_run,
+                    {"dlls": sdk.sources.get("dlls"), "headers": sdk.sources.get("headers")},
+                )
                 out_dir.mkdir(parents=True, exist_ok=True)
                 final = wheeltools.embed_provenance(
                     wheel, manifest, build_sbom(recipe, manifest), out=out_dir / wheel.name
@@ -286,6 +314,9 @@ def build_all(
         if failed:
             outcome.status = "failed"
             outcome.reason = "rungs failed: " + ", ".join(failed)
+        elif wine and not sdk.runtime:
+            outcome.status = "built"
+            outcome.reason = "wine not run: no runtime here (import library from headers)"
         elif wine and "wine" not in rungs:
             outcome.status = "built"
             outcome.reason = f"no Wine variant named {recipe.name!r}; smoke test not run"
