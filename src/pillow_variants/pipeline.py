@@ -5,8 +5,10 @@ wheel → repair → audit (gate) → verify (Wine) → provenance (manifest + S
 
 Each stage is its own module; this one only chains them, records what each rung found in the
 wheel's manifest (a rung that did not run is never recorded), and prints one summary table.
-A CPython version whose SDK cannot be prepared here is reported as skipped with the reason;
-a wheel that fails its audit gate or the Wine smoke test makes the run fail.
+A CPython tag whose SDK cannot be prepared here is reported as skipped with the reason; one
+whose import library was generated from the headers (no DLL reachable) is built and audited, and
+its manifest's ``not_run`` says why the Wine rung did not run. A wheel that fails its audit gate
+or the Wine smoke test makes the run fail.
 """
 
 from __future__ import annotations

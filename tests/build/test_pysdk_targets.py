@@ -197,3 +197,26 @@ def test_extract_nupkg_not_a_zip(tmp_path: Path) -> None:
     nupkg.write_bytes(b"not a zip")
     with pytest.raises(SourceError, match="not a NuGet package"):
         pysdk.extract_nupkg(nupkg, hashlib.sha256(b"not a zip").hexdigest(), tmp_path / "o")
+
+
+def test_cli_prepare_from_nupkg_extracts_then_verifies_signatures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The package is hash-checked, extracted into the cache and then treated like any Windows
+    CPython: its (here unsigned, self-made) DLL is refused by the Authenticode check."""
+    from pillow_variants.cli import main
+
+    dll = build_pe(tmp_path / "pe", "python314t.dll", exports=["Py_Initialize"]).read_bytes()
+    data = _nupkg({"tools/python314t.dll": dll, "tools/include/Python.h": b"\n"})
+    nupkg = tmp_path / "python-freethreaded.3.14.0.nupkg"
+    nupkg.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    cache = tmp_path / "cache"
+    args = ["sdk", "prepare", "3.14t", "--cache-dir", str(cache), "--from-nupkg", str(nupkg)]
+    assert main([*args, "--nupkg-sha256", "0" * 64]) == 2
+    assert "does not match the pinned" in capsys.readouterr().err
+    assert main(args) == 2
+    assert "needs --nupkg-sha256" in capsys.readouterr().err
+    assert main([*args, "--nupkg-sha256", digest]) == 2
+    assert "Authenticode" in capsys.readouterr().err
+    assert (cache / "sdk" / "nuget" / digest / "tools" / "python314t.dll").read_bytes() == dll

@@ -555,6 +555,24 @@ def extract_nupkg(nupkg: Path, sha256: str, dest: Path) -> Path:
     return tools
 
 
+def nupkg_dir(nupkg: Path, sha256: str, cache_dir: Path | None = None) -> Path:
+    """The package's ``tools/`` directory, extracted once (atomically) into
+    ``<cache>/sdk/nuget/<sha256>``; the hash is checked on every call."""
+    _check_hash(nupkg, sha256, nupkg.name)
+    root = sdk_cache_dir(cache_dir) / "nuget" / sha256
+    if not (root / "tools").is_dir():
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=".tmp-"))
+        try:
+            extract_nupkg(nupkg, sha256, tmp)
+            shutil.rmtree(root, ignore_errors=True)
+            os.replace(tmp, root)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return root / "tools"
+
+
 # --------------------------------------------------------------------------------------------
 # The SDK and its cross sysconfig
 
