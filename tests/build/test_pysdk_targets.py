@@ -122,7 +122,9 @@ def test_sdk_from_headers_only(target: str, headers_only_pins: Path) -> None:
     assert sdk.limited_api_libraries == []
     json.dumps(sdk.to_dict())
     # a second call reuses it; the GIL and free-threaded SDKs live apart
-    assert pysdk.prepare_sdk(target, cache_dir=headers_only_pins, progress=lambda m: None) == sdk
+    said: list[str] = []
+    assert pysdk.prepare_sdk(target, cache_dir=headers_only_pins, progress=said.append) == sdk
+    assert said == [f"SDK for Python {target} up to date in {sdk.root}"]
     assert Path(sdk.root).name == f"cp{nodot}"
 
 

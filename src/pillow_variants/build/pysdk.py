@@ -476,6 +476,8 @@ def def_text(dll_name: str, exports: Iterable[Export]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Bumped when :func:`header_exports` changes: an SDK made by an older one is then rebuilt.
+HEADER_EXPORTS_VERSION = 1
 _API_DECL = re.compile(r"\bPyAPI_(FUNC|DATA)\s*\(")
 _COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
 _DECL_NAME = re.compile(r"[\s*]*(?:\(\s*\*\s*)?([A-Za-z_]\w*)\s*(\(?)")
@@ -729,7 +731,8 @@ def prepare_sdk(  # noqa: C901 - one decision per part (DLL, headers, libraries)
         )
         dll_source = {
             "kind": "headers",
-            "definition": "PyAPI_FUNC/PyAPI_DATA declarations of the headers",
+            "definition": "PyAPI_FUNC/PyAPI_DATA declarations of the headers "
+            f"(header_exports v{HEADER_EXPORTS_VERSION})",
             "headers_sha256": pins.headers.sha256,
             "reason": why,
         }
@@ -751,7 +754,7 @@ def prepare_sdk(  # noqa: C901 - one decision per part (DLL, headers, libraries)
         same = (
             old_sigs == {Path(s.path).name: s.sha256 for s in sigs}
             if dll_dir is not None
-            else old_dlls == dll_source
+            else {k: v for k, v in old_dlls.items() if k != "def_sha256"} == dll_source
         )
         if same and old.python == python and (root / "include" / "Python.h").is_file():
             progress(f"SDK for Python {python} up to date in {root}")
