@@ -39,7 +39,7 @@ MESSAGES = {
     ERROR_BAD_EXE_FORMAT: "%1 is not a valid Win32 application",
 }
 _RUNTIME_FIXED = frozenset({"python3.dll", "vcruntime140.dll", "vcruntime140_1.dll"})
-_PYTHON_DLL = re.compile(r"^python3\d+\.dll$")
+_PYTHON_DLL = re.compile(r"^python3\d+t?\.dll$")  # python314t.dll: free-threaded
 _MAX_FORWARDS = 16
 
 
