@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import zipfile
 from pathlib import Path
 
+import jsonschema
 import pytest
 
-from httpserver import make_tar
+from httpserver import make_tar, validate_json
 from pefactory import build_pe
 from pillow_variants.build import pysdk
 from pillow_variants.build.pillow import check_requires_python, expected_tag
@@ -120,7 +120,15 @@ def test_sdk_from_headers_only(target: str, headers_only_pins: Path) -> None:
     lib = Path(sdk.library_dirs[0]) / f"libpython{nodot}.a"
     assert f"python{nodot}.dll".encode() in lib.read_bytes()  # the import names the t DLL
     assert sdk.limited_api_libraries == []
-    json.dumps(sdk.to_dict())
+    validate_json(
+        {"schema": "pillow-variants-sdk/1", "sdks": [sdk.to_dict()]}, "sdk-prepare.schema.json"
+    )
+    no_reason = sdk.to_dict()
+    del no_reason["sources"]["dlls"]["reason"]  # a headers-kind SDK must say why
+    with pytest.raises(jsonschema.ValidationError):
+        validate_json(
+            {"schema": "pillow-variants-sdk/1", "sdks": [no_reason]}, "sdk-prepare.schema.json"
+        )
     # a second call reuses it; the GIL and free-threaded SDKs live apart
     said: list[str] = []
     assert pysdk.prepare_sdk(target, cache_dir=headers_only_pins, progress=said.append) == sdk
