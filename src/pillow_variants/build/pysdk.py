@@ -797,12 +797,11 @@ def prepare_sdk(  # noqa: C901 - one decision per part (DLL, headers, libraries)
         dll_version = "none: import library generated from the headers"
         progress(f"no {dll_name} here: import library from {len(main_exports)} header exports")
     by_name = {e.name: e for e in main_exports}
+    tables = {f"python{nodot}": main_exports}
+    if dll_dir is not None and (dll_dir / "python3.dll").is_file():  # the limited API's DLL
+        tables["python3"] = dll_exports(dll_dir / "python3.dll", by_name)
     made = {}
-    for name, exports in ((f"python{nodot}", main_exports), ("python3", None)):
-        dll = dll_dir / f"{name}.dll" if dll_dir is not None else None
-        if exports is None and (dll is None or not dll.is_file()):
-            continue
-        exports = exports if exports is not None else dll_exports(dll, by_name)  # type: ignore[arg-type]
+    for name, exports in tables.items():
         def_path = libs / f"{name}.def"
         def_path.write_text(def_text(f"{name}.dll", exports), encoding="ascii")
         make_import_library(def_path, libs / f"lib{name}.a")
