@@ -198,3 +198,46 @@ def test_same_inputs_and_source_date_epoch_give_a_byte_identical_wheel(
     (outcome,) = again.outcomes
     assert outcome.wheel.name == first.name
     assert file_sha256(outcome.wheel) == file_sha256(first)
+
+
+def test_free_threaded_wheel_from_a_header_derived_import_library(
+    nanoserver: PipelineReport, tmp_path: Path, debian_sources, zig_cache
+) -> None:
+    """The path every 3.XYt tag takes (and 3.14/3.15 without a reachable DLL), on the version
+    whose headers every machine here reaches: cp313t. One extra wheel build, warm dependencies.
+    Upstream publishes no cp313t; this checks the free-threaded SDK, tags and manifest."""
+    import dataclasses
+
+    from pillow_variants.pe import read_pe
+
+    recipe = load_recipe(ROOT / "recipes" / "nanoserver.toml")
+    recipe = dataclasses.replace(recipe, python=[*recipe.python, "3.13t"])
+    report = build_all(
+        recipe,
+        pythons=["3.13t"],
+        out_dir=tmp_path / "dist",
+        deps_prefix=next(o.wheel for o in nanoserver.outcomes).parent.parent / "deps",
+        overrides=dict(debian_sources),
+        cache_dir=zig_cache,
+        jobs=2,
+    )
+    (outcome,) = report.outcomes
+    assert outcome.status == "built" and "wine not run" in outcome.reason, report.table()
+    assert outcome.wheel.name == "pillow-13.0.0+nanoserver-cp313-cp313t-win_amd64.whl"
+    assert report.exit_code == 0
+    manifest = _manifest(outcome.wheel)
+    # audited (strict, surface), never a Wine pass: there is no python313t.dll here
+    assert {r: e["passed"] for r, e in manifest["rungs"].items()} == {
+        "strict": True,
+        "surface": True,
+    }
+    assert "python313t.dll is not reachable" in manifest["not_run"]["wine"]
+    assert manifest["python_sdk"]["dlls"]["kind"] == "headers"
+    assert manifest["python_sdk"]["headers"]["free_threaded"] is True
+    with zipfile.ZipFile(outcome.wheel) as zf:
+        pyds = [n for n in zf.namelist() if n.endswith(".pyd")]
+        assert pyds and all(n.endswith(".cp313t-win_amd64.pyd") for n in pyds)
+        imaging = zf.read(next(n for n in pyds if "/_imaging." in n))
+    dlls = [d.name.lower() for d in read_pe(imaging, "_imaging.pyd").imports]
+    assert "python313t.dll" in dlls and "python313.dll" not in dlls
+    assert "wine not run" in report.table()

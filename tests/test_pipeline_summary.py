@@ -52,7 +52,8 @@ def _audit_passes(recipe, wheel: Path) -> dict:
 def stages(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     monkeypatch.setattr(deps, "DepsBuilder", _Deps)
     monkeypatch.setattr(toolchains, "get_toolchain", lambda name: object())
-    monkeypatch.setattr(pysdk, "prepare_sdk", lambda python, cache_dir=None: object())
+    sdk = SimpleNamespace(runtime=True, sources={}, dll="python313.dll")  # a runtime is reachable
+    monkeypatch.setattr(pysdk, "prepare_sdk", lambda python, cache_dir=None: sdk)
     monkeypatch.setattr(pillow, "run_wheel_build", _wheel_build)
     monkeypatch.setattr(repair, "repair_wheel", lambda wheel, out, progress: wheel)
     monkeypatch.setattr(pipeline, "audit_rungs", _audit_passes)

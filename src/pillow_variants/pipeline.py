@@ -5,8 +5,10 @@ wheel → repair → audit (gate) → verify (Wine) → provenance (manifest + S
 
 Each stage is its own module; this one only chains them, records what each rung found in the
 wheel's manifest (a rung that did not run is never recorded), and prints one summary table.
-A CPython version whose SDK cannot be prepared here is reported as skipped with the reason;
-a wheel that fails its audit gate or the Wine smoke test makes the run fail.
+A CPython tag whose SDK cannot be prepared here is reported as skipped with the reason; one
+whose import library was generated from the headers (no DLL reachable) is built and audited, and
+its manifest's ``not_run`` says why the Wine rung did not run. A wheel that fails its audit gate
+or the Wine smoke test makes the run fail.
 """
 
 from __future__ import annotations
@@ -20,12 +22,19 @@ from typing import Any
 from pillow_variants import __version__
 from pillow_variants._log import Progress, StepTime, summarize, timed
 from pillow_variants._log import progress as progress_line
-from pillow_variants.errors import EXIT_BUILD, EXIT_FINDINGS, EXIT_OK, UserError
+from pillow_variants.errors import (
+    EXIT_BUILD,
+    EXIT_FINDINGS,
+    EXIT_OK,
+    BuildError,
+    ToolchainError,
+    UserError,
+)
 from pillow_variants.recipe.model import Recipe
 
 #: The rungs each audit policy mode runs (strict: rules; surface: loader simulation).
 #: Steps whose failure is a build failure (exit 3), not a verification failure (exit 1).
-BUILD_STEPS = ("build", "repair")
+BUILD_STEPS = ("sdk", "build", "repair")
 AUDIT_RUNGS = {"strict": ("strict",), "surface": ("surface",), "both": ("strict", "surface")}
 
 
@@ -42,7 +51,7 @@ class WheelOutcome:
     size: int = 0
     rungs: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
-    #: The pipeline step that failed (build, repair, audit, wine, provenance), if one did.
+    #: The pipeline step that failed (sdk, build, repair, audit, wine, provenance), if one did.
     failed_step: str | None = None
 
     def verdict(self, rung: str) -> str:
@@ -176,8 +185,14 @@ def build_manifest(
     deps_manifest: dict[str, Any],
     pillow_source: dict[str, Any],
     rungs: dict[str, Any],
+    not_run: dict[str, str] | None = None,
+    sdk: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The provenance document embedded in the wheel (schemas/build-manifest.schema.json)."""
+    """The provenance document embedded in the wheel (schemas/build-manifest.schema.json).
+
+    ``not_run`` names rungs that did not run and why (never a pass); ``sdk`` says what the
+    Windows CPython headers and import library were made from (e.g. generated from headers).
+    """
     from pillow_variants.sources.patches import read_patch
 
     sources = {"pillow": pillow_source}
@@ -209,6 +224,8 @@ def build_manifest(
             for name, entry in deps_manifest.get("dependencies", {}).items()
         },
         "rungs": rungs,
+        **({"not_run": not_run} if not_run else {}),
+        **({"python_sdk": sdk} if sdk else {}),
     }
 
 
@@ -279,6 +296,11 @@ def build_all(
         try:
             with timed(f"{tag} sdk", steps, progress):
                 sdk = pysdk.prepare_sdk(python, cache_dir=cache_dir)
+        except (ToolchainError, BuildError) as exc:  # our tools failed: not about this machine
+            outcome.status, outcome.reason = "failed", f"Windows CPython SDK: {exc}"
+            outcome.failed_step = "sdk"
+            progress(f"  failed: {outcome.reason}")
+            continue
         except UserError as exc:
             outcome.reason = f"no Windows CPython SDK here ({exc})"
             progress(f"  skipped: {outcome.reason}")
@@ -313,7 +335,15 @@ def build_all(
                     ladder.record_rung(evidence, rung, result)
                     progress(f"  audit {rung}: {'pass' if result['passed'] else 'FAIL'}")
                 gate_ok = all(r["passed"] for r in rungs.values())
-                if wine and gate_ok and recipe.name in ladder.VARIANTS:
+                not_run: dict[str, str] = {}
+                if wine and not sdk.runtime:
+                    not_run["wine"] = (
+                        f"no Windows CPython {python} runtime here: {sdk.dll} is not reachable "
+                        f"({sdk.sources['dlls'].get('reason', 'no DLL')}); the import library "
+                        "was generated from the headers"
+                    )
+                    progress(f"  wine: not run ({not_run['wine']})")
+                elif wine and gate_ok and recipe.name in ladder.VARIANTS:
                     step = "wine"
                     with timed(f"{tag} wine", steps, progress):
                         verdict = ladder.verify_wine(
@@ -323,7 +353,15 @@ def build_all(
                     progress(f"  wine: {'pass' if verdict.passed else 'FAIL'} ({verdict.reason})")
                 step = "provenance"
                 with timed(f"{tag} provenance", steps, progress):
-                    manifest = build_manifest(recipe, python, deps_manifest, built.source, rungs)
+                    manifest = build_manifest(
+                        recipe,
+                        python,
+                        deps_manifest,
+                        built.source,
+                        rungs,
+                        not_run,
+                        {"dlls": sdk.sources.get("dlls"), "headers": sdk.sources.get("headers")},
+                    )
                     out_dir.mkdir(parents=True, exist_ok=True)
                     final = wheeltools.embed_provenance(
                         wheel, manifest, build_sbom(recipe, manifest), out=out_dir / wheel.name
@@ -346,6 +384,9 @@ def build_all(
             outcome.status = "failed"
             outcome.failed_step = "wine" if failed == ["wine"] else "audit"
             outcome.reason = "rungs failed: " + ", ".join(failed)
+        elif wine and not sdk.runtime:
+            outcome.status = "built"
+            outcome.reason = "wine not run: no runtime here (import library from headers)"
         elif wine and "wine" not in rungs:
             outcome.status = "built"
             outcome.reason = f"no Wine variant named {recipe.name!r}; smoke test not run"

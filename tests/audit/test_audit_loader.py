@@ -127,6 +127,23 @@ def test_wrong_python_dll_for_the_wheel_tag_is_126(built, tmp_path) -> None:
     assert good["load"]["error"] == 126 and "python313.dll" in good["load"]["detail"]
 
 
+def test_free_threaded_wheel_runs_on_python3xyt_dll_only(built, tmp_path) -> None:
+    """cp313-cp313t: the runtime next to python.exe is python313t.dll (free-threaded CPython);
+    an extension importing python313.dll would not load there."""
+    ft = build_pe(tmp_path / "pe", "ft.pyd", imports={"python313t.dll": ["PyLong_FromLong"]})
+    wheel = make_wheel(
+        tmp_path / "pkg-1.0-cp313-cp313t-win_amd64.whl",
+        {"pkg/ft.pyd": ft.read_bytes(), "pkg/gil.pyd": built["good"].read_bytes(),
+         "pkg.libs/libdep-0a1b2c3d.dll": built["dep"].read_bytes()},
+    )  # fmt: skip
+    data = validate(audit_paths([wheel], policy="surface").to_json())
+    ok = _module(data, "pkg/ft.pyd")
+    assert ok["load"]["ok"] is True
+    assert {d["name"]: d["where"] for d in ok["imports"]}["python313t.dll"] == "runtime"
+    gil = _module(data, "pkg/gil.pyd")
+    assert gil["load"]["error"] == 126 and "python313.dll" in gil["load"]["detail"]
+
+
 def test_missing_function_in_own_dll_is_127_and_propagates(built, tmp_path) -> None:
     for key in ("bad127", "chain", "dep"):
         (tmp_path / built[key].name).write_bytes(built[key].read_bytes())

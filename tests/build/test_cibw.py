@@ -94,7 +94,7 @@ def test_nanoserver_dry_run_prints_the_configuration_and_every_command(
     assert "cmake.exe -DCMAKE_BUILD_TYPE=Release -DCMAKE_VERBOSE_MAKEFILE=ON" in out
     # the wheels: the recipe's local version
     for t in tags:
-        assert f"pillow-13.0.0+nanoserver-{t}-{t}-win_amd64.whl" in out
+        assert f"pillow-13.0.0+nanoserver-{t.removesuffix('t')}-{t}-win_amd64.whl" in out
     # the same text is in the files written
     config = (tmp_path / "cibuildwheel.toml").read_text()
     script = (tmp_path / "build-windows.cmd").read_bytes()
@@ -189,6 +189,12 @@ def test_python_selection_and_unknown_versions(
 ) -> None:
     recipe = load_recipe(NANO)
     assert cibw.build_identifiers(recipe, ["3.13"]) == ["cp313-win_amd64"]
+    plan = cibw.plan_build(recipe, pythons=["3.14", "3.14t"])
+    assert plan.identifiers == ["cp314-win_amd64", "cp314t-win_amd64"]
+    assert plan.wheel_names() == [  # free-threaded: the interpreter tag has no t, the ABI has
+        "pillow-13.0.0+nanoserver-cp314-cp314-win_amd64.whl",
+        "pillow-13.0.0+nanoserver-cp314-cp314t-win_amd64.whl",
+    ]
     rc = main(["cibw", "build", str(NANO), "--dry-run", "--plan-dir", str(tmp_path),
                "--python", "3.9"])  # fmt: skip
     assert rc == 2

@@ -148,3 +148,21 @@ def test_extension_built_against_the_sdk_runs_in_official_cpython(
     run = wine.run(["python.exe", "t.py"], prefix=cache / "wine" / "prefix", cwd=app, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["5", "ValueError", "negative"]
+
+
+def test_header_exports_agree_with_the_real_dll(sdk: pysdk.WindowsSDK, runtime: Path) -> None:
+    """The definition used where no DLL is reachable (3.14, 3.15, every 3.XYt), checked on
+    3.13 where python.org's DLL is: each export of python313.dll that the headers declare is in
+    the header-derived list with the same kind (function/DATA), and each export they do not list
+    is never declared there (removed or macro-only APIs no extension can reference)."""
+    import re
+
+    include = Path(sdk.include_dirs[0])
+    from_headers = {e.name: e.data for e in pysdk.header_exports(include)}
+    from_dll = {e.name: e.data for e in pysdk.dll_exports(runtime / "python313.dll")}
+    shared = set(from_headers) & set(from_dll)
+    assert len(shared) > 0.97 * len(from_dll)
+    assert {n for n in shared if from_headers[n] != from_dll[n]} == set()
+    text = "\n".join(p.read_text(errors="replace") for p in include.rglob("*.h"))
+    declared = {n for n in set(from_dll) - shared if re.search(rf"\bPyAPI_\w+\([^;]*\b{n}\b", text)}
+    assert declared == set()

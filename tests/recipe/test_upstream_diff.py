@@ -55,6 +55,7 @@ def test_upstream_recipe_has_no_drift_against_the_13_0_0_sdist(sdist: Path) -> N
     report = upstream_diff(load_recipe(ROOT / "recipes" / "upstream.toml"), sdist, FIXTURE)
     validate_json(report, "upstream-diff.schema.json")
     assert report["pillow"] == {"recipe": "13.0.0", "upstream": "13.0.0"}
+    assert not [n for n in report["notes"] if "CPython tags not compared" in n]
     assert report["drift"] == [], "\n".join(
         f"{d['component']}.{d['field']}: recipe {d['recipe']!r} upstream {d['upstream']!r}"
         for d in report["drift"]
@@ -326,3 +327,43 @@ def test_unreadable_inputs_are_user_errors(tmp_path: Path) -> None:
     (tmp_path / "tree" / "winbuild" / "build_prepare.py").write_text("def (:\n")
     with pytest.raises(UserError, match="not valid Python"):
         upstream_diff(recipe, tmp_path / "tree", FIXTURE)
+
+
+def test_upstream_pythons_follow_classifiers_requires_python_and_cibuildwheel() -> None:
+    from pillow_variants.recipe.upstream_diff import upstream_pythons
+
+    def pyproject(extra: str = "") -> str:
+        classifiers = ", ".join(
+            f'"Programming Language :: Python :: 3.{m}"' for m in (10, 11, 12, 13, 14, 15)
+        )
+        return (
+            f'[project]\nrequires-python = ">=3.11"\nclassifiers = ['
+            f'"Programming Language :: Python :: 3 :: Only", {classifiers}]\n'
+            f"[tool.cibuildwheel]\n{extra}"
+        )
+
+    # 3.10 is below requires-python; free-threaded from 3.14 on (cibuildwheel's default)
+    assert upstream_pythons(pyproject()) == [
+        "3.11",
+        "3.12",
+        "3.13",
+        "3.14",
+        "3.14t",
+        "3.15",
+        "3.15t",
+    ]
+    assert "3.13t" in upstream_pythons(pyproject('enable = ["cpython-freethreading"]\n'))
+    assert upstream_pythons(pyproject('skip = "cp314t-* cp315*"\n')) == [
+        "3.11", "3.12", "3.13", "3.14",
+    ]  # fmt: skip
+
+
+@pytest.mark.network
+def test_recipe_python_list_drift_is_reported(sdist: Path, tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "recipes", tmp_path / "recipes")
+    toml = tmp_path / "recipes" / "upstream.toml"
+    text = toml.read_text()
+    toml.write_text(text.replace('"3.14", "3.14t", "3.15", "3.15t"]', '"3.14"]'))
+    report = upstream_diff(load_recipe(toml), sdist, FIXTURE)
+    assert [(d["component"], d["field"]) for d in report["drift"]] == [("recipe", "python")]
+    assert report["drift"][0]["upstream"][-3:] == ["3.14t", "3.15", "3.15t"]

@@ -154,6 +154,12 @@ if name == "apt-cache":
         print(f"Package: pkg\nVersion: {{v}}\n")
 elif sys.argv[1] == "source":
     version = sys.argv[-1].split("=", 1)[1]
+    if os.environ.get("FAKE_APT_404"):  # offered by the index, absent from the mirror
+        print("W: Download is performed unsandboxed as root", file=sys.stderr)
+        print("E: Failed to fetch http://mirror.example/pkg_1.0.orig.tar.gz  404  Not Found",
+              file=sys.stderr)
+        print("E: Failed to fetch some archives.", file=sys.stderr)
+        sys.exit(100)
     if version in os.environ["FAKE_APT_OFFERED"].split():
         Path(os.environ["FAKE_APT_FILE"]).write_bytes(os.environ["FAKE_APT_BYTES"].encode())
     else:
@@ -226,3 +232,17 @@ def test_fetch_orig_names_what_it_tried(
     assert "cannot fetch pkg_1.0.orig.tar.gz from Debian source package pkg" in msg
     assert "tried 1.0-1" in msg and "apt offers no version" in msg
     assert "Can not find version '1.0-1'" in msg
+
+
+def test_fetch_orig_names_the_missing_file_when_the_mirror_lacks_it(
+    fake_apt: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index offers the version, the mirror answers 404: that line is the reason (the
+    build's skip row repeats it), not apt's closing "Failed to fetch some archives"."""
+    monkeypatch.setenv("FAKE_APT_OFFERED", "1.0-1")
+    monkeypatch.setenv("FAKE_APT_404", "1")
+    with pytest.raises(SourceError) as info:
+        aptsrc.fetch_orig(
+            "pkg", "1.0-1", "pkg_1.0.orig.tar.gz", SHA, tmp_path / "dl", etc_apt=fake_apt
+        )
+    assert "pkg_1.0.orig.tar.gz  404  Not Found" in str(info.value)

@@ -47,7 +47,11 @@ def _python_dlls(wheel_name: str) -> frozenset[str] | None:
         m = _CPYTHON_TAG.match(py)
         if m is None:
             return None
-        names.add(f"python{m.group(1)}{m.group(2)}.dll")
+        # cp314-cp314t: the free-threaded runtime is python314t.dll, not python314.dll
+        if f"{py}t" in abis:
+            names.add(f"python{m.group(1)}{m.group(2)}t.dll")
+        if set(abis) - {f"{py}t"}:
+            names.add(f"python{m.group(1)}{m.group(2)}.dll")
     return frozenset(names) or None
 
 

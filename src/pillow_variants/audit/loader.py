@@ -40,7 +40,7 @@ MESSAGES = {
     ERROR_BAD_EXE_FORMAT: "%1 is not a valid Win32 application",
 }
 _RUNTIME_FIXED = frozenset({"python3.dll", "vcruntime140.dll", "vcruntime140_1.dll"})
-_PYTHON_DLL = re.compile(r"^python3\d+\.dll$")
+_PYTHON_DLL = re.compile(r"^python3\d+t?\.dll$")  # python314t.dll: free-threaded
 #: Forwarder hops followed before giving up. The Windows loader has no small fixed limit (it
 #: recurses until a real cycle or stack exhaustion); genuine chains through API sets and
 #: compatibility DLLs are a few hops, so 64 leaves room while bounding hostile input. A loop

@@ -156,8 +156,9 @@ class CibwPlan:
     def wheel_names(self) -> list[str]:
         names = []
         for identifier in self.identifiers:
-            python, platform = identifier.split("-", 1)
-            names.append(f"pillow-{self.recipe.wheel_version}-{python}-{python}-{platform}.whl")
+            abi, platform = identifier.split("-", 1)
+            python = abi.removesuffix("t")  # cp314t-win_amd64 → cp314-cp314t-win_amd64
+            names.append(f"pillow-{self.recipe.wheel_version}-{python}-{abi}-{platform}.whl")
         return names
 
     def config(self) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from packaging.version import Version
 from pillow_variants._log import Progress
 from pillow_variants._log import progress as progress_line
 from pillow_variants.build import crossenv
-from pillow_variants.build.pysdk import WindowsSDK, load_sdk
+from pillow_variants.build.pysdk import WindowsSDK, load_sdk, split_target
 from pillow_variants.errors import BuildError, ToolchainError, UserError
 from pillow_variants.pe import read_pe
 from pillow_variants.recipe.model import Recipe
@@ -174,7 +174,8 @@ def check_requires_python(tree: Path, python: str) -> None:
     if not spec and (tree / "PKG-INFO").is_file():
         meta = BytesParser().parsebytes((tree / "PKG-INFO").read_bytes(), headersonly=True)
         spec = meta.get("Requires-Python", "")
-    if spec and not SpecifierSet(spec).contains(f"{python}.0", prereleases=True):
+    minor = split_target(python)[0]  # "3.14t" is CPython 3.14
+    if spec and not SpecifierSet(spec).contains(f"{minor}.0", prereleases=True):
         raise UserError(f"{tree.name} requires Python {spec}; cannot build for {python}")
 
 
@@ -364,7 +365,8 @@ def run_backend(
 
 
 def expected_tag(sdk: WindowsSDK) -> str:
-    return f"{sdk.abi_tag}-{sdk.abi_tag}-{sdk.platform_tag}"
+    """``cp314-cp314t-win_amd64``: interpreter, ABI (``t`` = free-threaded) and platform."""
+    return f"{sdk.python_tag}-{sdk.abi_tag}-{sdk.platform_tag}"
 
 
 def finalize_wheel(wheel: Path, sdk: WindowsSDK, version: str, out_dir: Path) -> tuple[Path, bool]:

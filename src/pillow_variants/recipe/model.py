@@ -546,9 +546,9 @@ def load_recipe(path: str | Path) -> Recipe:
     if not t.recipe.python:
         raise RecipeError(p, "recipe.python", "missing required key (an array)")
     for i, v in enumerate(t.recipe.python):
-        if not re.match(r"^3\.\d+$", v):
+        if not re.match(r"^3\.\d+t?$", v):  # "3.14t": the free-threaded build
             k = f"recipe.python[{i}]"
-            raise RecipeError(at(k), k, f"expected 'X.Y', got {v!r}")
+            raise RecipeError(at(k), k, f"expected 'X.Y' or 'X.Yt', got {v!r}")
     if t.recipe.platform and t.recipe.platform not in PLATFORMS:
         k = "recipe.platform"
         raise RecipeError(

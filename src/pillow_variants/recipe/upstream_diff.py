@@ -52,6 +52,7 @@ class PillowSourceFiles:
     build_prepare: str
     dependencies_json: str | None
     version: str | None
+    pyproject: str | None = None
 
 
 def _member_text(names: dict[str, Callable[[], bytes]], suffix: str) -> str | None:
@@ -67,7 +68,7 @@ def _member_text(names: dict[str, Callable[[], bytes]], suffix: str) -> str | No
 
 
 def _archive_readers(path: Path) -> dict[str, Callable[[], bytes]]:
-    wanted = (BUILD_PREPARE, DEPENDENCIES_JSON, "PKG-INFO")
+    wanted = (BUILD_PREPARE, DEPENDENCIES_JSON, "PKG-INFO", "pyproject.toml")
     readers: dict[str, Callable[[], bytes]] = {}
     try:
         if zipfile.is_zipfile(path):
@@ -110,6 +111,7 @@ def read_pillow_source(path: Path) -> PillowSourceFiles:
             return f.read_text(encoding="utf-8") if f.is_file() else None
 
         prepare, deps, pkg_info = read(BUILD_PREPARE), read(DEPENDENCIES_JSON), read("PKG-INFO")
+        pyproject = read("pyproject.toml")
         version = _pkg_info_version(pkg_info)
         if version is None and (path / "src/PIL/_version.py").is_file():
             m = re.search(r"""__version__\s*=\s*["']([^"']+)""", read("src/PIL/_version.py") or "")
@@ -119,11 +121,61 @@ def read_pillow_source(path: Path) -> PillowSourceFiles:
         prepare = _member_text(readers, BUILD_PREPARE)
         deps = _member_text(readers, DEPENDENCIES_JSON)
         version = _pkg_info_version(_member_text(readers, "PKG-INFO"))
+        pyproject = _member_text(readers, "pyproject.toml")
     else:
         raise UserError(f"{path}: no such Pillow source directory or sdist")
     if prepare is None:
         raise UserError(f"{path}: no {BUILD_PREPARE} in this Pillow source")
-    return PillowSourceFiles(str(path), prepare, deps, version)
+    return PillowSourceFiles(str(path), prepare, deps, version, pyproject)
+
+
+# --------------------------------------------------------------------------------------------
+# Which CPython tags upstream publishes
+
+#: cibuildwheel (3.x) builds the free-threaded CPython by default from this version on; earlier
+#: ones only with ``enable = ["cpython-freethreading"]``.
+FREE_THREADED_DEFAULT = (3, 14)
+_CLASSIFIER_RE = re.compile(r"^Programming Language :: Python :: (3\.\d+)$")
+
+
+def upstream_pythons(pyproject_text: str, platform: str = "win_amd64") -> list[str]:
+    """The recipe-style tags ("3.14", "3.14t") upstream's wheels cover, from its pyproject.
+
+    The CPython minor versions are the classifiers allowed by ``requires-python``; the
+    free-threaded builds are those cibuildwheel makes by default (:data:`FREE_THREADED_DEFAULT`)
+    or through ``tool.cibuildwheel.enable``; ``tool.cibuildwheel.skip`` patterns
+    (``cp314t-*``) remove identifiers for ``platform``.
+    """
+    import fnmatch
+    import tomllib
+
+    from packaging.specifiers import SpecifierSet
+
+    try:
+        data = tomllib.loads(pyproject_text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"upstream pyproject.toml is not valid TOML ({exc})") from None
+    project, cibw = data.get("project", {}), data.get("tool", {}).get("cibuildwheel", {})
+    spec = SpecifierSet(project.get("requires-python", ""))
+    enable = cibw.get("enable", [])
+    enable = enable.split() if isinstance(enable, str) else list(enable)
+    skip = cibw.get("skip", [])
+    skip = skip.split() if isinstance(skip, str) else list(skip)
+    out: list[str] = []
+    for classifier in project.get("classifiers", []):
+        m = _CLASSIFIER_RE.match(classifier)
+        if m is None or not spec.contains(f"{m.group(1)}.0", prereleases=True):
+            continue
+        minor = m.group(1)
+        major_minor = tuple(int(x) for x in minor.split("."))
+        tags = [minor]
+        if major_minor >= FREE_THREADED_DEFAULT or "cpython-freethreading" in enable:
+            tags.append(minor + "t")
+        for tag in tags:
+            ident = f"cp{tag.replace('.', '')}-{platform}"
+            if not any(fnmatch.fnmatch(ident, pat) for pat in skip):
+                out.append(tag)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -574,6 +626,14 @@ def diff_recipe(
     drift: list[dict[str, Any]] = []
     if source.version is not None and source.version != recipe.pillow.version:
         drift.append(_drift("pillow", "version", recipe.pillow.version, source.version))
+    if source.pyproject is not None:
+        published = upstream_pythons(source.pyproject, recipe.platform)
+        if published != list(recipe.python):
+            drift.append(
+                _drift("recipe", "python", list(recipe.python), published, "CPython tags published")
+            )
+    else:
+        notes.append("no pyproject.toml in the upstream source: CPython tags not compared")
     components: dict[str, Any] = {}
     for name in list(upstream) + [n for n in recipe.dependencies if n not in upstream]:
         up = upstream.get(name)

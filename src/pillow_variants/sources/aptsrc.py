@@ -250,8 +250,11 @@ def fetch_orig(
                 check_sha256(got, sha256)
                 os.replace(got, out)
                 return out
-            last = (proc.stderr.strip().splitlines() or [f"no {filename}"])[-1]
-            errors.append(f"{candidate}: {last}")
+            lines = proc.stderr.strip().splitlines()
+            # apt's first error names the file and the mirror's answer (e.g. 404); its last one
+            # ("Failed to fetch some archives.") says nothing
+            said = [ln for ln in lines if ln.startswith("E: ")][:1] or lines[-1:]
+            errors.append(f"{candidate}: {said[0] if said else f'no {filename}'}")
     hint = "" if offered else " (apt offers no version: is deb-src enabled and updated?)"
     raise SourceError(
         f"cannot fetch {filename} from Debian source package {package} "
