@@ -229,7 +229,7 @@ def test_plan_libavif_links_the_codecs_built_before_it(recipe):
     assert "-DAVIF_CODEC_AOM_DECODE=OFF" in configure  # dav1d decodes, as upstream
     assert "-DCMAKE_INTERPROCEDURAL_OPTIMIZATION=ON" not in configure  # bitcode, not COFF
     assert "-DCMAKE_FIND_ROOT_PATH=/p" in configure
-    assert build[-2:] == ("--target", "avif")
+    assert build[-2:] == ("--target", "avif_static")  # libavif.a (libavif_internal.a + merge)
     assert [s.what for s in p.skipped_features] == ["AVIF_LIBSHARPYUV"]
     assert any(isinstance(s, Copy) and s.pattern == "libavif.a" for s in p.steps)
 

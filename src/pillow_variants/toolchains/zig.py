@@ -224,13 +224,8 @@ ZIG_DEPS: dict[str, ZigDep] = {
             "-DCMAKE_INTERPROCEDURAL_OPTIMIZATION=ON": "",
             "-DAVIF_LIBSHARPYUV=LOCAL": "-DAVIF_LIBSHARPYUV=OFF",
         },
-        replace_targets={
-            "avif_static": (
-                "avif",
-                "avif_static merges the LOCAL codecs into libavif.a; with SYSTEM codecs "
-                "libavif.a is libavif alone and the codec archives are linked beside it",
-            )
-        },
+        # avif_static is libavif.a: libavif merged with its LOCAL dependencies (`ar -M`);
+        # with SYSTEM codecs that is libavif alone, and the codec archives are linked beside it
         extra_options=("-DAVIF_BUILD_APPS=OFF", "-DAVIF_BUILD_TESTS=OFF"),
         skipped_features=(
             (
