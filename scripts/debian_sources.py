@@ -172,6 +172,36 @@ PINS: dict[str, Pin] = {
             "2b645287340ba5a631d268b551dc2d72bd73ac33335962dd36dcdb6d8366921d",
             "1.4.2",
         ),
+        # libavif's codecs: the stable (trixie) release where it can be fetched.
+        Pin(
+            "dav1d",
+            "dav1d",
+            "1.5.1-1",
+            "dav1d_1.5.1.orig.tar.xz",
+            "401813f1f89fa8fd4295805aa5284d9aed9bc7fc1fdbe554af4292f64cbabe21",
+            "1.5.1",
+            note="recipe pins 1.5.3 (libavif 1.4.2's LOCAL tag); Debian stable has 1.5.1",
+        ),
+        Pin(
+            "aom",
+            "aom",
+            "3.12.1-1+deb13u1",
+            "aom_3.12.1.orig.tar.gz",
+            "40c929a41b2a59c24319a699c358351422829b3ae646de31b18cbabed0191962",
+            "3.12.1",
+            note="recipe pins 3.14.1 (libavif 1.4.2's LOCAL tag); Debian stable has 3.12.1",
+        ),
+        Pin(
+            "libyuv",
+            "libyuv",
+            "0.0~git20230123.b2528b0-1",
+            "libyuv_0.0~git20230123.b2528b0.orig.tar.gz",
+            "cc22ebe94004ac2e5718acdc45980c6f3b83599f19f5bd768c5ca034de659eef",
+            "git-b2528b0 (LIBYUV_VERSION 1857)",
+            note="recipe pins commit 644251f25 (libavif 1.4.2's LOCAL checkout); the newer "
+            "Debian orig tarballs (trixie, sid) are missing from the archive mirror, so this is "
+            "bookworm's b2528b0 (libyuv 1857; libavif wants >= 1813 for all its fast paths)",
+        ),
     ]
 }
 
@@ -188,6 +218,10 @@ DEFAULT = [
     "lcms2",
     "openjpeg",
     "harfbuzz",
+    "dav1d",
+    "aom",
+    "libyuv",
+    "libavif",
 ]
 
 

@@ -139,8 +139,6 @@ KNOWN_ONLY_OURS = {
     # patch set converts both functions, so the variant is clean either way.
     ("_imaging", "kernel32.dll", "CreateFileA"),
 }
-# libavif is not built with zig (its codecs are downloaded at configure time): no _avif module.
-KNOWN_MODULES_ONLY_OFFICIAL = {"_avif"}
 
 
 def test_upstream_variant_flags_what_the_official_wheel_flags(
@@ -151,9 +149,7 @@ def test_upstream_variant_flags_what_the_official_wheel_flags(
     # the upstream recipe gates on servercore (where both wheels load), and the smoke test ran
     assert outcome.rungs["surface"]["passed"] and outcome.rungs["wine"]["passed"]
     ours = _strict_findings(outcome.wheel)
-    official = {
-        f for f in _strict_findings(official_wheel) if f[0] not in KNOWN_MODULES_ONLY_OFFICIAL
-    }
+    official = _strict_findings(official_wheel)
     assert ours, "the unpatched build must reproduce the hostile imports"
     assert ours - KNOWN_ONLY_OURS == official, {
         "only ours": ours - official - KNOWN_ONLY_OURS,
@@ -184,7 +180,7 @@ def test_compare_official_vs_nanoserver_lists_what_was_removed(
     assert {"CreateFileA", "LoadLibraryA"} <= set(
         report["imports"]["PIL._imagingft"]["only_a"]["kernel32.dll"]
     )
-    assert report["modules"]["only_a"] == ["PIL._avif"]  # libavif: not built with zig
+    assert report["modules"]["only_a"] == []  # _avif included: libavif + codecs built with zig
     assert report["manifest"]  # ours carries a build manifest, the official wheel none
 
 

@@ -117,6 +117,14 @@ def test_upstream_dry_run_gates_on_servercore_without_patches(
     )
 
 
+def test_libavif_codecs_are_no_msvc_steps_of_their_own() -> None:
+    """As upstream: libavif's build fetches its codecs (LOCAL); only zig builds them first."""
+    plan = cibw.plan_build(load_recipe(NANO))
+    assert plan.deps[-1] == "libavif"
+    assert not {"dav1d", "aom", "libyuv"} & set(plan.deps)
+    assert not [line for line in plan.dependency_commands() if "aom" in line.split()[:2]]
+
+
 def test_config_is_what_cibuildwheel_accepts_and_evaluates(tmp_path: Path) -> None:
     plan = cibw.plan_build(load_recipe(NANO), work_dir="D:\\b w\\work")
     config_file, _ = plan.write(tmp_path)

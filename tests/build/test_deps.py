@@ -142,6 +142,24 @@ def test_unbuildable_dependency_and_its_dependents_are_named(project):
     validate_json(manifest, "deps-manifest.schema.json")
 
 
+def test_a_dependency_built_inside_its_dependent_does_not_block_it(project):
+    """libavif's codecs under MSVC: upstream's libavif build makes them (LOCAL), so the
+    toolchain leaves them out and libavif is still built."""
+    root, recipe_path, _ = project
+    text = recipe_path.read_text()
+    recipe_path.write_text(
+        text.replace('project = "proj-b"', 'project = "proj-b"\nbuilt_inside = "c"')
+    )
+    b, log = builder(project, unbuildable={"b": "upstream builds it inside c"})
+    report = b.build()
+    assert [(r.name, r.status) for r in report.results] == [
+        ("a", "built"),
+        ("b", "not-built"),
+        ("c", "built"),
+    ]
+    assert compiles(log) == ["a", "c"]
+
+
 def test_progress_lines_with_elapsed_time(project):
     b, _ = builder(project)
     b.build()

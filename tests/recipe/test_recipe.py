@@ -130,6 +130,13 @@ def test_patch_files_resolve_under_component_version(recipe_copy: Path) -> None:
             "dependencies.xz.flavour",
             "unknown key",
         ),
+        (
+            "upstream.toml",
+            'built_inside = "libavif"\ntargets = ["aom"]',
+            'built_inside = "libtiff"\ntargets = ["aom"]',
+            "dependencies.aom.built_inside",
+            "'libtiff' is no dependency that depends on it",
+        ),
     ],
 )
 def test_invalid_recipes_name_file_and_key(

@@ -111,6 +111,13 @@ def test_libavif_uses_minsizerel_like_upstream(recipe):
     assert configure.endswith("-DCMAKE_INTERPROCEDURAL_OPTIMIZATION=ON " + TAIL)
 
 
+@pytest.mark.parametrize("name", ["dav1d", "aom", "libyuv"])
+def test_libavif_codecs_are_left_to_libavifs_own_build(recipe, name):
+    """Upstream builds them inside libavif (AVIF_CODEC_*=LOCAL), never as steps of their own."""
+    p = plan(recipe, name)
+    assert p.steps == [] and "inside libavif" in p.unbuildable
+
+
 def test_nmake_generator(recipe):
     configure = commands(recipe, "xz", generator="NMake Makefiles")[0]
     assert configure.endswith(r'-G "NMake Makefiles" -B C:\w\build -S .')

@@ -220,10 +220,53 @@ def test_plan_lcms2_uses_meson(recipe):
     assert compile_ == ("/v/meson", "compile", "-C", "/w/build", "-j", "2")
 
 
-@pytest.mark.parametrize("name", ["libimagequant", "fribidi", "libavif"])
+@pytest.mark.parametrize("name", ["libimagequant", "fribidi"])
 def test_unbuildable_dependencies_say_why(recipe, name):
     p = toolchain().plan(recipe, name, PATHS, 2)
     assert p.unbuildable and p.steps == []
+
+
+def test_plan_libavif_links_the_codecs_built_before_it(recipe):
+    """No LOCAL option survives (each would download a codec at configure time); the codecs
+    come from the prefix, built as dependencies of their own."""
+    assert recipe.dependencies["libavif"].depends == ["dav1d", "aom", "libyuv"]
+    p = toolchain().plan(recipe, "libavif", PATHS, 2)
+    assert not p.unbuildable
+    configure, build = (s.argv for s in p.steps if isinstance(s, Command))
+    assert not [o for o in configure if o.endswith("=LOCAL")], configure
+    for opt in ("-DAVIF_CODEC_AOM=SYSTEM", "-DAVIF_CODEC_DAV1D=SYSTEM", "-DAVIF_LIBYUV=SYSTEM"):
+        assert opt in configure
+    assert "-DAVIF_CODEC_AOM_DECODE=OFF" in configure  # dav1d decodes, as upstream
+    assert "-DCMAKE_INTERPROCEDURAL_OPTIMIZATION=ON" not in configure  # bitcode, not COFF
+    assert "-DCMAKE_FIND_ROOT_PATH=/p" in configure
+    assert build[-2:] == ("--target", "avif_static")  # libavif.a (libavif_internal.a + merge)
+    assert [s.what for s in p.skipped_features] == ["AVIF_LIBSHARPYUV"]
+    assert any(isinstance(s, Copy) and s.pattern == "libavif.a" for s in p.steps)
+
+
+def test_plan_aom_is_an_encoder_with_win32_threads(recipe):
+    configure = toolchain().plan(recipe, "aom", PATHS, 2).steps[0].argv
+    assert {"-DCONFIG_AV1_DECODER=0", "-DENABLE_TESTS=0", "-DENABLE_TOOLS=0"} <= set(configure)
+    assert "-DENABLE_EXAMPLES=0" in configure and "-DENABLE_NASM=ON" in configure
+    # FindThreads' checks seeded as failed: aom_pthread.h then uses Win32, not winpthreads
+    for check in ("LIBC_PTHREAD", "PTHREADS_CREATE", "PTHREAD_CREATE"):
+        assert f"-DCMAKE_HAVE_{check}=OFF" in configure
+
+
+def test_plan_dav1d_is_a_static_meson_build_without_tools(recipe):
+    setup = toolchain().plan(recipe, "dav1d", PATHS, 2).steps[0].argv
+    assert setup[:2] == ("/v/meson", "setup")
+    assert {"-Ddefault_library=static", "-Denable_tools=false", "-Denable_tests=false"} <= set(
+        setup
+    )
+
+
+def test_plan_libyuv_builds_only_the_library_without_jpeg(recipe):
+    configure, build = (
+        s.argv for s in toolchain().plan(recipe, "libyuv", PATHS, 2).steps if isinstance(s, Command)
+    )
+    assert "-DCMAKE_DISABLE_FIND_PACKAGE_JPEG=ON" in configure
+    assert build[-2:] == ("--target", "yuv")
 
 
 def test_identity_names_zig_version_and_target(tmp_path, fake_zig):

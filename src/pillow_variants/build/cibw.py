@@ -313,7 +313,12 @@ def plan_build(
             f" pass --variant ({', '.join(VARIANTS)})"
         )
     skipped = disabled_dependencies(recipe)
-    deps = [n for n in recipe.build_order() if n not in skipped]
+    # as upstream: libavif's codecs are built by libavif's own (LOCAL) build, not first
+    deps = [
+        n
+        for n in recipe.build_order()
+        if n not in skipped and not recipe.dependencies[n].built_inside
+    ]
     plan = CibwPlan(
         recipe=recipe,
         variant=variant,

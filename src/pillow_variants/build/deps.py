@@ -253,7 +253,8 @@ class DepsBuilder:
                 continue
             plan = self.toolchain.plan(self.recipe, name, _KEY_PATHS, _KEY_JOBS)
             if plan.unbuildable:
-                missing[name] = plan.unbuildable
+                if not dep.built_inside:  # else the dependent's own build makes it (upstream)
+                    missing[name] = plan.unbuildable
                 results.append(self._not_built(name, plan.unbuildable, identity, plan))
                 self._say(f"{label}: not built with {self.toolchain.name} ({plan.unbuildable})")
                 continue
@@ -312,7 +313,8 @@ class DepsBuilder:
             "extra_sources": extra,
             "toolchain": self.toolchain.identity(),
             "plan": plan.to_dict(),
-            "depends": {d: self.keys[d] for d in dep.depends},
+            # a dependency left to its dependent's own build has no key (and no output here)
+            "depends": {d: self.keys[d] for d in dep.depends if d in self.keys},
         }
         blob = json.dumps(material, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
@@ -473,7 +475,7 @@ class DepsBuilder:
             "skipped_features": [s.to_dict() for s in plan.skipped_features],
             "notes": plan.notes,
             "commands": plan.to_dict()["commands"],
-            "depends": {d: self.keys[d] for d in dep.depends},
+            "depends": {d: self.keys[d] for d in dep.depends if d in self.keys},
             "artifacts": [
                 file_entry(p, stage) for p in files if p.parts[len(stage.parts)] == "lib"
             ],

@@ -264,6 +264,43 @@ def format_checks(r: Runner) -> set[str]:
     return done
 
 
+def avif_checks(r: Runner) -> None:
+    """AVIF through both codecs the wheels bundle: aom encodes, dav1d decodes. Named
+    explicitly, so a build that silently falls back to another codec (or has none) fails."""
+    from PIL import features
+
+    r.run("AVIF codecs", _needs(features.check("avif"), "avif", _avif_codecs))
+    r.run("AVIF aom→dav1d round trip", _needs(features.check("avif"), "avif", _avif_roundtrip))
+
+
+def _avif_codecs() -> str:
+    from PIL import _avif  # type: ignore[attr-defined]
+
+    expect(_avif.encoder_codec_available("aom"), "no aom encoder in _avif")
+    expect(_avif.decoder_codec_available("dav1d"), "no dav1d decoder in _avif")
+    return str(_avif.codec_versions())
+
+
+def _avif_roundtrip() -> str:
+    from PIL import AvifImagePlugin, Image
+
+    im = make_image("RGB", (64, 48), smooth=True)
+    buf = io.BytesIO()
+    im.save(buf, "AVIF", codec="aom", quality=90)
+    expect(buf.getvalue()[4:12] == b"ftypavif", "the AVIF writer did not write an avif file")
+    old, AvifImagePlugin.DECODE_CODEC_CHOICE = AvifImagePlugin.DECODE_CODEC_CHOICE, "dav1d"
+    try:
+        buf.seek(0)
+        with Image.open(buf) as out:
+            out.load()
+            expect(out.format == "AVIF" and out.size == im.size, f"{out.format} {out.size}")
+            d = mean_abs_diff(im, out.convert("RGB"))
+    finally:
+        AvifImagePlugin.DECODE_CODEC_CHOICE = old
+    expect(d <= 10.0, f"mean abs difference {d:.2f} > 10.0")
+    return f"{len(buf.getvalue())} bytes, mean abs diff {d:.2f} (<= 10.0)"
+
+
 def _needs(claimed: bool, feature: str, fn: Callable[[], str]) -> Callable[[], str]:
     def check() -> str:
         if not claimed:
@@ -969,6 +1006,7 @@ def main(argv: list[str] | None = None) -> int:
     r.checks.append({"name": "import PIL._imaging", "status": PASS, "detail": PIL.__version__})
     r.run("features", lambda: f"{len(collect_features())} reported")
     done = format_checks(r)
+    avif_checks(r)
     sweep_formats(r, done)
     text_checks(r, args.font)
     cms_checks(r)

@@ -106,6 +106,11 @@ class DependencySpec:
     upstream_edits: list[SourceEdit] = field(default_factory=list)
     #: False when upstream's wheels do not contain the library (e.g. libimagequant, fribidi).
     in_wheel: bool = True
+    #: Upstream builds this library inside another dependency's build (libavif fetches its
+    #: codecs itself, AVIF_CODEC_*=LOCAL) rather than as a dependency of its own. A toolchain
+    #: that reproduces upstream leaves it to that build; one that cannot download at configure
+    #: time builds it first.
+    built_inside: str = ""
     notes: str = ""
 
 
@@ -507,6 +512,11 @@ def _check_filename(origin: _Origins, key: str, source: Source) -> None:
         )
 
 
+_NO_DEP = DependencySpec(
+    project="", version="", source=Source(sha256=UNPINNED), build_system="cmake", license_files=[]
+)
+
+
 def load_recipe(path: str | Path) -> Recipe:
     """Load, merge and validate a recipe; raises ``RecipeError`` naming file and key."""
     p = Path(path).resolve()
@@ -529,6 +539,9 @@ def load_recipe(path: str | Path) -> Recipe:
             if dep not in t.dependencies:
                 k = f"{key}.depends[{i}]"
                 raise RecipeError(at(k), k, f"unknown dependency {dep!r}")
+        if d.built_inside and name not in t.dependencies.get(d.built_inside, _NO_DEP).depends:
+            k = f"{key}.built_inside"
+            raise RecipeError(at(k), k, f"{d.built_inside!r} is no dependency that depends on it")
         deps[name] = Dependency(
             name=name, **{f.name: getattr(d, f.name) for f in dataclasses.fields(d)}
         )

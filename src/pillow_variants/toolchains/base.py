@@ -178,6 +178,14 @@ INSTALL: dict[str, InstallSpec] = {
         libs=("openjp2",),
     ),
     "harfbuzz": InstallSpec(headers=(("source", "src/*.h", ""),), libs=("harfbuzz",)),
+    # libavif's codecs (upstream builds them inside libavif; see the recipe's built_inside)
+    "dav1d": InstallSpec(headers=(("source", "include/dav1d/*.h", "dav1d"),), libs=("dav1d",)),
+    "aom": InstallSpec(headers=(("source", "aom/*.h", "aom"),), libs=("aom",)),
+    "libyuv": InstallSpec(
+        headers=(("source", "include/libyuv.h", ""), ("source", "include/libyuv/*.h", "libyuv")),
+        libs=("yuv",),
+    ),
+    "libavif": InstallSpec(headers=(("source", "include", ""),), libs=("avif",)),
 }
 
 

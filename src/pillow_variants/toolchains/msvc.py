@@ -259,6 +259,13 @@ class MsvcToolchain(Toolchain):
             edits=[],
             steps=[],
         )
+        if dep.built_inside:
+            # upstream's build of the dependent fetches and builds it (libavif's LOCAL codecs)
+            plan.unbuildable = (
+                f"upstream builds it inside {dep.built_inside}'s own build "
+                "(fetched and compiled at configure time), not as a dependency of its own"
+            )
+            return plan
         texts = [o for o in dep.options] + [e.replace for e in dep.upstream_edits]
         plan.extra_sources = sorted(
             {c for t in texts for c in re.findall(r"\{dir_([a-z0-9_.-]+)\}", t)}

@@ -184,10 +184,64 @@ ZIG_DEPS: dict[str, ZigDep] = {
         "winbuild/fribidi.cmake and does not ship it (LGPL, loaded at run time); "
         "it is not one of the static libraries linked into the wheel"
     ),
+    # libavif's codecs: upstream's libavif build fetches and builds them (LOCAL), which needs
+    # the network at configure time; here each is a dependency of its own, built from a pinned
+    # tree, and libavif takes them as SYSTEM libraries. Threads: all three would pick up
+    # mingw's winpthreads if found, whose code imports CreateEventA/GetModuleHandleA (absent on
+    # nanoserver); MSVC has no pthreads, so upstream's codecs use Win32 threads. Keep those.
+    "dav1d": ZigDep(
+        libs=("src/libdav1d.a",),
+        # dav1d's meson build uses its own Win32 thread layer (src/win32/thread.c) whenever
+        # the host is Windows, so nothing to force there.
+        extra_options=(
+            "-Ddefault_library=static",
+            "-Denable_examples=false",
+            "-Denable_docs=false",
+        ),
+    ),
+    "aom": ZigDep(
+        libs=("libaom.a",),
+        extra_options=(
+            "-DAOM_TARGET_CPU=x86_64",
+            "-DENABLE_NASM=ON",  # aom looks for yasm by default; nasm is what the host has
+            # FindThreads would report mingw's pthread_create as usable (CMAKE_USE_PTHREADS_INIT)
+            # and aom then sets HAVE_PTHREAD_H and links winpthreads. Seed its checks as failed:
+            # aom_util/aom_pthread.h then maps threads to Win32 (CreateThread, SRW locks).
+            "-DCMAKE_HAVE_LIBC_PTHREAD=OFF",
+            "-DCMAKE_HAVE_PTHREADS_CREATE=OFF",
+            "-DCMAKE_HAVE_PTHREAD_CREATE=OFF",
+            "-DTHREADS_HAVE_PTHREAD_ARG=OFF",
+        ),
+    ),
+    "libyuv": ZigDep(
+        libs=("libyuv.a",),
+        # libyuv's CMakeLists adds -DHAVE_JPEG (MJPEG helpers) when it finds a libjpeg, which
+        # the prefix has; libavif's LocalLibyuv.cmake hides JPEG from it too.
+        extra_options=("-DCMAKE_DISABLE_FIND_PACKAGE_JPEG=ON",),
+    ),
     "libavif": ZigDep(
-        unbuildable="upstream's build fetches its LOCAL codecs (aom, dav1d, libyuv, "
-        "libsharpyuv) from the network at configure time, which an offline build cannot do; "
-        "the AVIF plugin needs them"
+        libs=("libavif.a",),
+        replace_options={
+            "-DAVIF_LIBYUV=LOCAL": "-DAVIF_LIBYUV=SYSTEM",
+            "-DAVIF_CODEC_AOM=LOCAL": "-DAVIF_CODEC_AOM=SYSTEM",
+            "-DAVIF_CODEC_DAV1D=LOCAL": "-DAVIF_CODEC_DAV1D=SYSTEM",
+            # an aom option (LocalAom.cmake passes it on); set in the aom dependency instead
+            "-DCONFIG_AV1_HIGHBITDEPTH=0": "",
+            # LTO would leave LLVM bitcode, not COFF objects, in the archive
+            "-DCMAKE_INTERPROCEDURAL_OPTIMIZATION=ON": "",
+            "-DAVIF_LIBSHARPYUV=LOCAL": "-DAVIF_LIBSHARPYUV=OFF",
+        },
+        # avif_static is libavif.a: libavif merged with its LOCAL dependencies (`ar -M`);
+        # with SYSTEM codecs that is libavif alone, and the codec archives are linked beside it
+        extra_options=("-DAVIF_BUILD_APPS=OFF", "-DAVIF_BUILD_TESTS=OFF"),
+        skipped_features=(
+            (
+                "AVIF_LIBSHARPYUV",
+                "libsharpyuv is only used for 'sharp' RGB→YUV 4:2:0 downsampling "
+                "(avifRGBImage.chromaDownsampling = SHARP_YUV), which Pillow never requests; "
+                "upstream fetches a second libwebp tree for it",
+            ),
+        ),
     ),
 }
 
