@@ -263,12 +263,14 @@ def run_suite(
     select: Sequence[str] = (),
     timeout: float = DEFAULT_TIMEOUT,
     on_line: Callable[[str], None] | None = None,
+    pristine: Path | None = None,
 ) -> SuiteRun:
     """Install ``wheel`` and pytest into a fresh embeddable CPython, copy the suite from the
     sdist ``tree`` and run it under Wine; ``select`` are extra pytest arguments (``-k``, files).
+    ``pristine``: the embeddable CPython, already prepared (its signatures checked).
     """
     python = ladder.wheel_python(wheel)
-    pristine = pysdk.embed_runtime(python, cache_dir)
+    pristine = pristine or pysdk.embed_runtime(python, cache_dir)
     cpython = pysdk.python_dll_version(pristine / f"python{python.replace('.', '')}.dll")
     prefix = pysdk.sdk_cache_dir(cache_dir).parent / "wine" / "prefix"
     with tempfile.TemporaryDirectory(prefix="pv-suite-") as tmp:
@@ -307,6 +309,7 @@ def cached_run(
     select: Sequence[str] = (),
     timeout: float = DEFAULT_TIMEOUT,
     on_line: Callable[[str], None] | None = None,
+    pristine: Path | None = None,
 ) -> SuiteRun:
     """:func:`run_suite`, its outcomes cached under the wheel's sha256 plus ``key`` (what else
     decides them: the sdist, the selection, pytest's requirement)."""
@@ -317,7 +320,13 @@ def cached_run(
         data = json.loads(path.read_text(encoding="utf-8"))
         return SuiteRun(**{**data, "cached": True})
     run = run_suite(
-        wheel, tree, cache_dir=cache_dir, select=select, timeout=timeout, on_line=on_line
+        wheel,
+        tree,
+        cache_dir=cache_dir,
+        select=select,
+        timeout=timeout,
+        on_line=on_line,
+        pristine=pristine,
     )
     _mkdir(path.parent)
     tmp = path.with_suffix(".tmp")
@@ -427,16 +436,19 @@ def verify_suite(
         tree = extract_suite(sdist, Path(tmp))
         key = f"{file_sha256(sdist) if sdist.is_file() else sdist}|{PYTEST_REQUIREMENT}|{python}"
         _log.progress(f"  suite: {wheel.name} and {official.name} (cached if run before)")
-        pytest_wheels(python, cache_dir)  # once, before the two runs need it
+        # Downloads and signature checks once, before the runs: signify's Authenticode check
+        # is not thread-safe (two at once failed with an asn1crypto error).
+        pytest_wheels(python, cache_dir)
+        pristine = pysdk.embed_runtime(python, cache_dir)
         # Both runs at once: each is one mostly single-threaded Wine process.
         with ThreadPoolExecutor(max_workers=2) as pool:
             theirs_f = pool.submit(
                 cached_run, official, tree, key=key, cache_dir=cache_dir, select=select,
-                timeout=timeout,
+                timeout=timeout, pristine=pristine,
             )  # fmt: skip
             ours_f = pool.submit(
                 run_suite, wheel, tree, cache_dir=cache_dir, select=select, timeout=timeout,
-                on_line=on_line,
+                on_line=on_line, pristine=pristine,
             )  # fmt: skip
             theirs, ours = theirs_f.result(), ours_f.result()
     return SuiteVerdict(ours, theirs, compare(theirs.outcomes, ours.outcomes, removed), removed)
