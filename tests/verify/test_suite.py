@@ -17,10 +17,12 @@ from pillow_variants.verify.suite import (
     SuiteVerdict,
     compare,
     explaining_feature,
+    missing_feature_tests,
     node_id,
     parse_junit,
     removed_feature_tests,
 )
+from wheelfactory import make_wheel
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
@@ -151,3 +153,16 @@ def test_verdict_rung_result_records_counts_and_comparison() -> None:
         {"test": "Tests/test_a.py::t", "official": "passed", "ours": "skipped", "feature": None}
     ]
     assert "1 unexplained by the feature report (first: Tests/test_a.py::t" in bad.reason
+
+
+def test_features_missing_from_the_wheel_are_named_by_its_file_list(tmp_path: Path) -> None:
+    variant = load_recipe(RECIPES / "nanoserver.toml")
+    features = compare_features(variant, load_recipe(RECIPES / "upstream.toml"))
+    pyds = ["_imaging", "_imagingcms", "_imagingft", "_webp", "_imagingtk"]
+    files = {f"PIL/{m}.cp313-win_amd64.pyd": b"MZ" for m in pyds}
+    files.update({f"PIL/{m}.py": b"" for m in ("ImageGrab", "ImageCms", "__init__")})
+    without_avif = make_wheel(tmp_path / "a", files=files)
+    assert missing_feature_tests(without_avif, features) == {"avif": ["Tests/test_file_avif.py"]}
+    files["PIL/_avif.cp313-win_amd64.pyd"] = b"MZ"
+    with_avif = make_wheel(tmp_path / "b", files=files)
+    assert missing_feature_tests(with_avif, features) == {}

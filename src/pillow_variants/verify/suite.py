@@ -10,7 +10,9 @@ and the CPython's identity), so a second variant costs one run, not two.
 Every difference must be explained by the recipe's feature report: a test of a feature the
 variant *removes* (the feature's ``tests`` patterns in the recipe data) may fail, error or skip
 in our run; any other difference -- a removed feature's test that now passes where upstream's
-did not, or any test of a kept feature that changes -- fails the rung.
+did not, or any test of a kept feature that changes -- fails the rung. One more explanation is
+accepted and named separately (``not_in_wheel``): a feature whose modules are all missing from
+the wheel (the build could not build it; its manifest says why), e.g. ``PIL._avif``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -148,6 +151,31 @@ class Comparison:
 def removed_feature_tests(features: Iterable[FeatureStatus]) -> dict[str, list[str]]:
     """feature → its test patterns, for the features the variant removes (the report's data)."""
     return {f.name: list(f.tests) for f in features if f.status == "removed" and f.tests}
+
+
+def missing_feature_tests(wheel: Path, features: Iterable[FeatureStatus]) -> dict[str, list[str]]:
+    """feature → its test patterns, for the features the report keeps but that this wheel does
+    not contain: none of the feature's modules is in the wheel (e.g. ``PIL._avif`` when the
+    build could not build libavif -- the build manifest says why). The wheel's file list is the
+    evidence; a feature without modules is never counted missing."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    missing = {}
+    for f in features:
+        if f.status == "removed" or not f.tests or not f.modules:
+            continue
+        if not any(_has_module(names, m) for m in f.modules):
+            missing[f.name] = list(f.tests)
+    return missing
+
+
+def _has_module(names: set[str], module: str) -> bool:
+    path = module.replace(".", "/")
+    return any(
+        n == f"{path}.py"
+        or n.startswith(f"{path}/")
+        or (n.startswith(f"{path}.") and n.endswith(".pyd"))
+        for n in names
+    )
 
 
 def explaining_feature(test: str, removed: Mapping[str, Sequence[str]]) -> str | None:
@@ -351,6 +379,8 @@ class SuiteVerdict:
     official: SuiteRun
     comparison: Comparison
     removed: dict[str, list[str]]
+    #: Features the report keeps but this wheel lacks (see :func:`missing_feature_tests`).
+    not_in_wheel: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -371,7 +401,10 @@ class SuiteVerdict:
                 f" (first: {first.test}: {first.official} → {first.ours})"
             )
         elif self.comparison.differences:
-            by = ", ".join(f"{f} {n}" for f, n in sorted(self.comparison.accounted_by.items()))
+            by = ", ".join(
+                f"{f}{' (not in this wheel)' if f in self.not_in_wheel else ''} {n}"
+                for f, n in sorted(self.comparison.accounted_by.items())
+            )
             text += f", all from removed features ({by})"
         return text
 
@@ -385,6 +418,7 @@ class SuiteVerdict:
             "official": {"sha256": self.official.sha256, "counts": self.official.counts},
             "differences": len(self.comparison.differences),
             "accounted_by": self.comparison.accounted_by,
+            "not_in_wheel": sorted(self.not_in_wheel),
             "unaccounted": [asdict(d) for d in self.comparison.unaccounted[:50]],
             "reason": self.reason,
         }
@@ -407,6 +441,7 @@ class SuiteVerdict:
                 "seconds": self.official.seconds,
             },
             "removed_features": self.removed,
+            "not_in_wheel": self.not_in_wheel,
             "accounted_by": self.comparison.accounted_by,
             "differences": [asdict(d) for d in self.comparison.differences],
         }
@@ -431,7 +466,9 @@ def verify_suite(
     version = str(parse_wheel_filename(wheel.name)[1].public)
     python = ladder.wheel_python(wheel)
     official = (official or official_wheel(version, python, cache_dir)).resolve()
+    features = list(features)
     removed = removed_feature_tests(features)
+    missing = missing_feature_tests(wheel, features)
     with tempfile.TemporaryDirectory(prefix="pv-sdist-") as tmp:
         tree = extract_suite(sdist, Path(tmp))
         key = f"{file_sha256(sdist) if sdist.is_file() else sdist}|{PYTEST_REQUIREMENT}|{python}"
@@ -451,7 +488,8 @@ def verify_suite(
                 on_line=on_line, pristine=pristine,
             )  # fmt: skip
             theirs, ours = theirs_f.result(), ours_f.result()
-    return SuiteVerdict(ours, theirs, compare(theirs.outcomes, ours.outcomes, removed), removed)
+    comparison = compare(theirs.outcomes, ours.outcomes, {**removed, **missing})
+    return SuiteVerdict(ours, theirs, comparison, removed, missing)
 
 
 def verify_suite_for_recipe(
