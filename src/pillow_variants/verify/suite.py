@@ -256,7 +256,7 @@ def official_wheel(version: str, python: str, cache_dir: Path) -> Path:
             ["--no-deps", "--only-binary", ":all:", *platform], [f"pillow=={version}"], dest
         )
     if not found.is_file():
-        raise UserError(f"pip did not fetch {found.name}; give the official wheel with --official")
+        raise UserError(f"pip did not fetch {found.name} (the official wheel to compare with)")
     return found
 
 
