@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from httpserver import validate_json
 from pillow_variants.audit.engine import audit_paths
+from pillow_variants.cli import main
 from pillow_variants.pipeline import PipelineReport, build_all
 from pillow_variants.recipe.model import load_recipe
 from pillow_variants.wheeltools import MANIFEST_NAME
@@ -92,7 +94,9 @@ def test_nanoserver_wheels_pass_every_rung_that_runs_here(nanoserver: PipelineRe
             "strict": True,
             "surface": True,
             "wine": True,
-        }  # never a container rung: it did not run here
+            "wine-nogui": True,  # imports and works with every GUI DLL disabled in Wine
+        }  # never a container rung: it did not run here (nor suite: build all --suite)
+        assert "user32.dll" in manifest["rungs"]["wine-nogui"]["disabled_dlls"]
         assert manifest["recipe"]["wheel_version"] == "13.0.0+nanoserver"
         assert [p["name"] for p in manifest["patches"]["pillow"]][
             -1
@@ -115,7 +119,9 @@ def test_nanoserver_audit_cli_is_clean(nanoserver: PipelineReport) -> None:
 
 def test_summary_table_names_each_wheel_and_verdict(nanoserver: PipelineReport) -> None:
     table = nanoserver.table().splitlines()
-    assert table[0].split() == ["python", "wheel", "size", "strict", "surface", "wine", "status"]
+    assert table[0].split() == [
+        "python", "wheel", "size", "strict", "surface", "wine", "wine-nogui", "status",
+    ]  # fmt: skip
     assert len(table) == 3 and all("pass" in row and "built" in row for row in table[1:])
 
 
@@ -237,3 +243,26 @@ def test_free_threaded_wheel_from_a_header_derived_import_library(
     dlls = [d.name.lower() for d in read_pe(imaging, "_imaging.pyd").imports]
     assert "python313t.dll" in dlls and "python313.dll" not in dlls
     assert "wine not run" in report.table()
+
+
+def test_suite_on_a_few_files_differs_only_by_removed_features(
+    nanoserver: PipelineReport, official_wheel: Path, zig_cache: Path, capsys
+) -> None:
+    """A small real run of the suite rung (two Tests files, both wheels under Wine): the WMF
+    tests change, explained by the removed wmf_emf feature; BMP's tests do not change. The whole
+    suite runs in ``nox -s suite``."""
+    ours = next(o.wheel for o in nanoserver.outcomes if o.python == "3.13")
+    rc = main([
+        "verify", "suite", str(ours), "--recipe", str(ROOT / "recipes" / "nanoserver.toml"),
+        "--official", str(official_wheel), "--cache-dir", str(zig_cache), "--json",
+        "--pytest-arg=Tests/test_file_wmf.py", "--pytest-arg=Tests/test_file_bmp.py",
+    ])  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    validate_json(out, "verify-suite.schema.json")
+    (verdict,) = out["verdicts"]
+    assert rc == 0, verdict["reason"]
+    assert verdict["official"]["counts"]["passed"] > verdict["counts"]["passed"] > 0
+    diffs = verdict["differences"]
+    assert diffs and {d["feature"] for d in diffs} == {"wmf_emf"}
+    assert all(d["test"].startswith("Tests/test_file_wmf.py::") for d in diffs)
+    assert all(d["official"] == "passed" and d["ours"] in ("failed", "skipped") for d in diffs)

@@ -82,7 +82,9 @@ def test_a_failing_wine_step_keeps_the_audit_verdicts_and_names_the_step(
 
     assert report.exit_code == 1
     rows = report.table().splitlines()
-    assert rows[0].split() == ["python", "wheel", "size", "strict", "surface", "wine", "status"]
+    assert rows[0].split() == [
+        "python", "wheel", "size", "strict", "surface", "wine", "wine-nogui", "status",
+    ]  # fmt: skip
     for python, row in zip(["3.11", "3.13"], rows[1:], strict=True):
         tag = "cp" + python.replace(".", "")
         cells = row.split()
@@ -96,6 +98,39 @@ def test_a_failing_wine_step_keeps_the_audit_verdicts_and_names_the_step(
         assert set(outcome.rungs) == {"strict", "surface"}
         assert report.to_dict()["wheels"][0]["failed_step"] == "wine"
     assert not (tmp_path / "dist").exists()  # no half-finished wheel is published
+
+
+def test_a_failing_wine_nogui_rung_is_recorded_and_named(
+    stages: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def smoke(wheel: Path, variant: str, cache_dir: Path, no_gui: bool = False):
+        passed = not no_gui  # the plain wine rung passes, the one without GUI DLLs does not
+        disabled = ladder.gui_dlls() if no_gui else []
+        reason = "import PIL._imaging: DLL load failed" if no_gui else "77 passed"
+        return ladder.WineVerdict(
+            wheel.name, "3.13", "3.13.2", variant, passed, 0, 1.0, reason, None,
+            disabled_dlls=disabled,
+        )  # fmt: skip
+
+    stages.setattr(ladder, "verify_wine", smoke)
+    stages.setattr(wheeltools, "embed_provenance", lambda wheel, m, s, out: _copy(wheel, out))
+    stages.setattr(sbom, "build_sbom", lambda recipe, manifest: {})
+    report = _run(tmp_path)
+
+    assert report.exit_code == 1
+    for outcome in report.outcomes:
+        assert outcome.status == "failed" and outcome.failed_step == "wine-nogui"
+        assert outcome.rungs["wine"]["passed"] and not outcome.rungs["wine-nogui"]["passed"]
+        assert "user32.dll" in outcome.rungs["wine-nogui"]["disabled_dlls"]
+        assert outcome.reason == "rungs failed: wine-nogui"
+    row = report.table().splitlines()[1].split()
+    assert row[4:9] == ["pass", "pass", "pass", "FAIL", "failed:"]
+
+
+def _copy(wheel: Path, out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(wheel.read_bytes())
+    return out
 
 
 def test_a_failing_build_step_names_it_and_has_no_wheel(

@@ -1,7 +1,8 @@
 """The whole pipeline for one recipe on the zig toolchain:
 
 recipe → sources → patches → dependency builds → Windows CPython SDK → Pillow's extensions →
-wheel → repair → audit (gate) → verify (Wine) → provenance (manifest + SBOM in the wheel).
+wheel → repair → audit (gate) → verify (Wine; Wine without GUI DLLs; with ``suite``, Pillow's
+own test suite) → provenance (manifest + SBOM in the wheel).
 
 Each stage is its own module; this one only chains them, records what each rung found in the
 wheel's manifest (a rung that did not run is never recorded), and prints one summary table.
@@ -120,7 +121,7 @@ class PipelineReport:
         return note + "\n" + self.table()
 
     def table(self) -> str:
-        rows = [("python", "wheel", "size", "strict", "surface", "wine", "status")]
+        rows = [("python", "wheel", "size", "strict", "surface", "wine", "wine-nogui", "status")]
         for o in self.outcomes:
             rows.append(
                 (
@@ -130,6 +131,7 @@ class PipelineReport:
                     o.verdict("strict"),
                     o.verdict("surface"),
                     o.verdict("wine"),
+                    o.verdict("wine-nogui"),
                     o.status + (f": {o.reason}" if o.reason else ""),
                 )
             )
@@ -244,9 +246,11 @@ def build_all(
     allow_unpinned: bool = False,
     jobs: int = 2,
     wine: bool = True,
+    suite: bool = False,
     progress: Progress = progress_line,
 ) -> PipelineReport:
-    """Run every stage for each CPython version of the recipe (or ``pythons``)."""
+    """Run every stage for each CPython version of the recipe (or ``pythons``). ``suite``
+    adds the suite rung (Pillow's own tests under Wine, minutes per wheel: not by default)."""
     import json
 
     from pillow_variants import wheeltools
@@ -256,6 +260,7 @@ def build_all(
     from pillow_variants.sources import fetch
     from pillow_variants.toolchains import get_toolchain
     from pillow_variants.verify import ladder
+    from pillow_variants.verify import suite as test_suite
 
     started = time.monotonic()
     overrides = overrides or {}
@@ -351,6 +356,22 @@ def build_all(
                         )
                     ladder.record_rung(evidence, "wine", verdict.rung_result())
                     progress(f"  wine: {'pass' if verdict.passed else 'FAIL'} ({verdict.reason})")
+                if wine and gate_ok and recipe.name in ladder.NOGUI_VARIANTS:
+                    step = "wine-nogui"
+                    verdict = ladder.verify_wine(
+                        wheel, variant=recipe.name, cache_dir=cache_dir, no_gui=True
+                    )
+                    ladder.record_rung(evidence, "wine-nogui", verdict.rung_result())
+                    progress(
+                        f"  wine-nogui: {'pass' if verdict.passed else 'FAIL'} ({verdict.reason})"
+                    )
+                if suite and wine and gate_ok:
+                    step = "suite"
+                    ran = test_suite.verify_suite_for_recipe(
+                        wheel, recipe, cache_dir=cache_dir, sdist=pillow_overrides.get("pillow")
+                    )
+                    ladder.record_rung(evidence, "suite", ran.rung_result())
+                    progress(f"  suite: {'pass' if ran.passed else 'FAIL'} ({ran.reason})")
                 step = "provenance"
                 with timed(f"{tag} provenance", steps, progress):
                     manifest = build_manifest(
@@ -382,7 +403,8 @@ def build_all(
         failed = [r for r, e in rungs.items() if not e["passed"]]
         if failed:
             outcome.status = "failed"
-            outcome.failed_step = "wine" if failed == ["wine"] else "audit"
+            wine_rungs = ("wine", "wine-nogui", "suite")
+            outcome.failed_step = failed[0] if set(failed) <= set(wine_rungs) else "audit"
             outcome.reason = "rungs failed: " + ", ".join(failed)
         elif wine and not sdk.runtime:
             outcome.status = "built"

@@ -49,6 +49,7 @@ HINTS: dict[tuple[str, str], list[tuple[str, ...]] | str] = {
     ("cli/main_cibw.py", "--plan-dir"): [("cibw", "build")],
     ("cli/main_sdk.py", "--from-dir"): [("sdk", "prepare")],
     ("cli/main_verify.py", "--python-dir"): [("verify", "wine"), ("verify", "container")],
+    ("cli/main_verify.py", "--recipe"): [("verify", "suite")],
     ("release/publish.py", "--allow-missing-rungs"): [("publish",)],
     ("sources/fetch.py", "--allow-unpinned"): FETCHING,
     ("sources/fetch.py", "--cache-dir"): FETCHING,

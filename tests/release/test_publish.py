@@ -17,8 +17,9 @@ import pytest
 from publishing import AUDIT_STRICT, WRONG, Index, creds_env, publish_log, run_cli
 
 from pillow_variants.hashing import file_sha256
-from pillow_variants.release.publish import rung_problems
+from pillow_variants.release.publish import PublishRefused, publish, required_for, rung_problems
 from pillow_variants.verify.ladder import record_rung
+from pillow_variants.wheeltools import read_manifest
 from wheelfactory import ALL_PASSED, download_official_wheel, make_wheel
 
 
@@ -218,3 +219,22 @@ def test_rung_problems_explain_each_rung() -> None:
         "surface": "recorded without a 'passed' value",
         "wine": "recorded without a 'passed' value",
     }
+
+
+def test_a_nanoserver_wheel_must_have_passed_wine_nogui(
+    tmp_path: Path, pyd: dict[str, bytes]
+) -> None:
+    """Required whatever --require-rungs says; refused before any index is contacted."""
+    rungs = {r: e for r, e in ALL_PASSED.items() if r != "wine-nogui"}
+    wheel = make_wheel(tmp_path, manifest={"recipe": AUDIT_STRICT, "rungs": rungs}, files=pyd)
+    assert required_for(wheel, read_manifest(wheel), ["wine"]) == ["wine", "wine-nogui"]
+    with pytest.raises(PublishRefused, match="wine-nogui: not recorded"):
+        publish([wheel], "http://127.0.0.1:9/", required_rungs=["strict", "surface", "wine"])
+    # the same wheel named as upstream's build: Wine without GUI DLLs is not its promise
+    upstream = {"name": "upstream", "audit": {"policy": "strict"}}
+    plain = make_wheel(
+        tmp_path / "up", version="13.0.0", manifest={"recipe": upstream, "rungs": rungs}
+    )
+    assert required_for(plain, read_manifest(plain), ["wine"]) == ["wine"]
+    # without a manifest, the file name's local version names the variant
+    assert required_for(wheel, None, []) == ["wine-nogui"]

@@ -3,6 +3,7 @@ smoke verdict parser, and the CLI's usage errors (no Wine, no matching CPython).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -15,16 +16,19 @@ from pillow_variants.verify.ladder import (
     WineVerdict,
     claimed_rungs,
     edit_pth,
+    gui_dlls,
     install_wheel,
     parse_smoke_output,
     record_rung,
     wheel_python,
 )
+from pillow_variants.verify.wine import override_name, wine_env
 
 PTH_313 = (
     "python313.zip\r\n.\r\n\r\n# Uncomment to run site.main() automatically\r\n#import site\r\n"
 )
 AVAILABLE = ["3.11", "3.12", "3.13"]
+DATA = Path(__file__).resolve().parents[2] / "src" / "pillow_variants" / "data"
 
 
 def test_edit_pth_adds_site_packages_and_enables_site() -> None:
@@ -169,3 +173,42 @@ def test_default_smoke_test_is_the_installed_payload() -> None:
     path = default_smoke_test()
     assert path == Path(pillow_variants.__file__).resolve().parent / "payload" / "smoke_test.py"
     assert path.is_file()
+
+
+def test_gui_dlls_are_the_strict_policys_dll_rules(tmp_path: Path) -> None:
+    raw = json.loads((DATA / "policies" / "strict.json").read_text())
+    listed = {d.lower() for r in raw["rules"] for d in r.get("match", {}).get("dlls", [])}
+    assert gui_dlls() == sorted(listed)
+    assert {"user32.dll", "gdi32.dll", "winspool.drv"} <= set(gui_dlls())
+    # another policy file: exactly its DLL list, function rules contribute nothing
+    policy = tmp_path / "p.json"
+    rules = [
+        {"id": "a", "reason": "r", "fix": "f", "match": {"dlls": ["Foo.dll"]}},
+        {"id": "b", "reason": "r", "fix": "f", "match": {"function_pattern": "A$"}},
+    ]
+    policy.write_text(json.dumps({"format": "pillow-variants-policy/1", "rules": rules}))
+    assert gui_dlls(str(policy)) == ["foo.dll"]
+
+
+def test_wine_env_disables_dlls_by_their_builtin_names(tmp_path: Path) -> None:
+    assert (
+        override_name("USER32.dll") == "user32" and override_name("winspool.drv") == "winspool.drv"
+    )
+    assert wine_env(tmp_path)["WINEDLLOVERRIDES"] == "mscoree,mshtml="
+    env = wine_env(tmp_path, ["USER32.dll", "winspool.drv", "gdi32.dll", "user32.dll"])
+    assert env["WINEDLLOVERRIDES"] == "mscoree,mshtml=;gdi32,user32,winspool.drv=d"
+
+
+def test_nogui_verdict_is_evidence_for_the_wine_nogui_rung() -> None:
+    smoke = {"smoke": "pass", "wine": None, "counts": {"pass": 77, "fail": 0, "skip": 6}}
+    v = WineVerdict(
+        "w.whl", "3.13", "3.13.2", "nanoserver", True, 0, 8.0, "r", smoke,
+        disabled_dlls=["gdi32.dll", "user32.dll"],
+    )  # fmt: skip
+    assert v.rung == "wine-nogui"
+    manifest: dict = {}
+    entry = record_rung(manifest, v.rung, v.rung_result())
+    assert entry["disabled_dlls"] == ["gdi32.dll", "user32.dll"]
+    assert claimed_rungs(manifest) == ["wine-nogui"]
+    plain = WineVerdict("w.whl", "3.13", "3.13.2", "nanoserver", True, 0, 8.0, "r", smoke)
+    assert plain.rung == "wine" and "disabled_dlls" not in plain.rung_result()

@@ -11,7 +11,7 @@ import pytest
 
 from httpserver import validate_json
 from pillow_variants.cli import main
-from pillow_variants.verify.ladder import claimed_rungs, record_rung, verify_wine
+from pillow_variants.verify.ladder import claimed_rungs, gui_dlls, record_rung, verify_wine
 
 pytestmark = [pytest.mark.network, pytest.mark.wine]
 
@@ -76,3 +76,21 @@ def test_a_crash_without_verdict_fails(official_wheel: Path, cache: Path, tmp_pa
     verdict = verify_wine(official_wheel, cache_dir=cache, smoke_test=script)
     assert not verdict.passed and verdict.smoke is None and verdict.returncode == 1
     assert verdict.reason == "no smoke-test verdict (exit 1): DLL load failed: simulated"
+
+
+def test_official_wheel_fails_without_the_gui_dlls(
+    official_wheel: Path, cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The negative control of the wine-nogui rung: the seed's symptom, reproduced under Wine.
+    (A nanoserver wheel passing it: tests/test_pipeline.py.)"""
+    rc = main(
+        ["verify", "wine", str(official_wheel), "--no-gui", "--json", "--cache-dir", str(cache)]
+    )
+    out = json.loads(capsys.readouterr().out)
+    validate_json(out, "verify-wine.schema.json")
+    (verdict,) = out["verdicts"]
+    assert rc == 1 and not verdict["passed"]
+    assert verdict["disabled_dlls"] == gui_dlls() and "user32.dll" in verdict["disabled_dlls"]
+    (failed,) = verdict["failed_checks"]
+    assert failed["name"] == "import PIL._imaging"
+    assert "DLL load failed while importing _imaging" in failed["detail"]

@@ -123,7 +123,15 @@ def _configure_all(p: argparse.ArgumentParser) -> None:
     )
     add_cache_dir(p)
     p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2, help="parallel jobs")
-    p.add_argument("--no-wine", action="store_true", help="skip the Wine rung (not recorded)")
+    p.add_argument(
+        "--no-wine", action="store_true", help="skip the Wine rungs (wine, wine-nogui, suite)"
+    )
+    p.add_argument(
+        "--suite",
+        action="store_true",
+        help="also run Pillow's test suite under Wine against the official wheel's run (the "
+        "suite rung; minutes per wheel)",
+    )
     p.add_argument("--json", action="store_true", help="print the run report as JSON on stdout")
 
 
@@ -161,6 +169,7 @@ def _all(args: argparse.Namespace) -> int:
         allow_unpinned=args.allow_unpinned,
         jobs=args.jobs,
         wine=not args.no_wine,
+        suite=args.suite and not args.no_wine,
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))

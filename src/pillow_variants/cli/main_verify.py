@@ -1,10 +1,16 @@
-"""``pillow-variants verify wine WHEEL... [--variant V] [--json] [--python-dir D]``
+"""``pillow-variants verify wine WHEEL... [--variant V] [--no-gui] [--json] [--python-dir D]``,
+``pillow-variants verify suite WHEEL... [--recipe R] [--official W] [--record] [--json]``
 and ``pillow-variants verify container WHEEL... [--dry-run] [--image-digest sha256:...]``.
 
 Installs each wheel into python.org's embeddable CPython of the wheel's version (pinned,
 Authenticode-checked) and runs the package's smoke test (``payload/smoke_test.py``) there under
 Wine. Exit 0 when every wheel passes, 1 when one fails, 2 on usage errors (no Wine, no matching
-CPython, bad wheel).
+CPython, bad wheel). ``--no-gui`` is the ``wine-nogui`` rung: Wine with every DLL the strict
+policy names disabled, where the official wheel fails to import ``_imaging``.
+
+``suite`` runs upstream Pillow's own test suite (the recipe's sdist) on each wheel and on the
+official wheel of the same version under Wine, and passes when every per-test difference is a
+test of a feature the recipe's feature report removes (:mod:`pillow_variants.verify.suite`).
 
 ``container`` assembles, per wheel, a Docker build context (servercore stage installs the wheel
 into the same embeddable CPython, nanoserver stage runs ``payload/check_imports.py`` and the
@@ -24,13 +30,16 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from pillow_variants._log import progress
 from pillow_variants.audit.engine import audit_paths
 from pillow_variants.build import pysdk
 from pillow_variants.cli.options import add_cache_dir, add_subcommands
 from pillow_variants.errors import EXIT_FINDINGS, EXIT_OK, UserError
-from pillow_variants.verify import container, ladder
+from pillow_variants.recipe.model import Recipe, load_recipe
+from pillow_variants.sources.fetch import default_cache_dir
+from pillow_variants.verify import container, ladder, suite
 from pillow_variants.wheeltools import MANIFEST_NAME, add_files, dumps_json, read_manifest
 
 COMMAND = "verify"
@@ -46,6 +55,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                 "Install wheels into official embeddable CPython; run the smoke test under Wine.",
                 _configure_wine,
                 _wine,
+            ),
+            "suite": (
+                "Run Pillow's own test suite under Wine; compare with the official wheel's run.",
+                _configure_suite,
+                _suite,
             ),
             "container": (
                 "Check imports + smoke test in nanoserver:ltsc2022 (Windows host with Docker).",
@@ -77,6 +91,16 @@ def _configure_wine(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--font", type=Path, help="an extra TrueType font for the text checks")
     p.add_argument(
+        "--no-gui",
+        action="store_true",
+        help="the wine-nogui rung: every DLL the strict policy names is disabled in Wine",
+    )
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="record the rung (wine, or wine-nogui) in each wheel's build manifest (rewritten)",
+    )
+    p.add_argument(
         "--timeout", type=float, default=ladder.DEFAULT_TIMEOUT, help="seconds per wheel"
     )
     add_cache_dir(p)
@@ -86,7 +110,8 @@ def _configure_wine(p: argparse.ArgumentParser) -> None:
 def _wine(args: argparse.Namespace) -> int:
     verdicts = []
     for wheel in args.wheels:
-        progress(f"verify wine: {wheel.name} ({args.variant})")
+        rung = "wine-nogui" if args.no_gui else "wine"
+        progress(f"verify {rung}: {wheel.name} ({args.variant})")
         with _python_dir_hint():
             v = ladder.verify_wine(
                 wheel,
@@ -97,16 +122,101 @@ def _wine(args: argparse.Namespace) -> int:
                 font=args.font,
                 timeout=args.timeout,
                 on_line=ladder.progress_line,
+                no_gui=args.no_gui,
             )
         verdicts.append(v)
+        if args.record:
+            _record(wheel, v.rung, v.rung_result())
         if not args.json:
             status = "PASS" if v.passed else "FAIL"
-            where = f"CPython {v.cpython} under Wine, {v.variant}"
+            gui = ", GUI DLLs disabled" if v.disabled_dlls else ""
+            where = f"CPython {v.cpython} under Wine{gui}, {v.variant}"
             print(f"{status}  {v.wheel}  {where}: {v.reason} ({v.seconds} s)")
     if args.json:
         doc = {"schema": SCHEMA, "verdicts": [v.to_dict() for v in verdicts]}
         print(json.dumps(doc, indent=2))
     return EXIT_OK if all(v.passed for v in verdicts) else EXIT_FINDINGS
+
+
+def _configure_suite(p: argparse.ArgumentParser) -> None:
+    p.add_argument("wheels", nargs="+", type=Path, metavar="WHEEL", help="win_amd64 wheel(s)")
+    p.add_argument(
+        "--recipe",
+        type=Path,
+        help="the wheels' recipe: its pinned sdist gives the suite, its feature report the "
+        "allowed differences (default: recipes/NAME.toml, NAME from the wheel's manifest)",
+    )
+    p.add_argument("--sdist", type=Path, help="Pillow sdist (archive or tree) instead of the pin")
+    p.add_argument(
+        "--official", type=Path, help="the official wheel to compare with (default: pip fetches it)"
+    )
+    p.add_argument(
+        "--pytest-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra pytest argument, repeatable (e.g. --pytest-arg=-k --pytest-arg=wmf, or a "
+        "Tests/ file); the default runs the whole suite",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=suite.DEFAULT_TIMEOUT, help="seconds per suite run"
+    )
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="record the suite rung in each wheel's build manifest (wheels are rewritten)",
+    )
+    add_cache_dir(p)
+    p.add_argument("--json", action="store_true", help="print the verdicts as JSON on stdout")
+
+
+def _suite_recipe(wheel: Path, given: Path | None) -> Recipe:
+    if given is not None:
+        return load_recipe(given)
+    name = ((read_manifest(wheel) or {}).get("recipe") or {}).get("name")
+    path = Path("recipes") / f"{name or 'upstream'}.toml"
+    if not path.is_file():
+        raise UserError(f"{wheel.name}: no recipe {path} here; give it with --recipe")
+    return load_recipe(path)
+
+
+def _suite(args: argparse.Namespace) -> int:
+    cache_dir = (args.cache_dir or default_cache_dir()).resolve()
+    verdicts = []
+    for wheel in args.wheels:
+        recipe = _suite_recipe(wheel, args.recipe)
+        progress(f"verify suite: {wheel.name} (recipe {recipe.name})")
+        v = suite.verify_suite_for_recipe(
+            wheel,
+            recipe,
+            cache_dir=cache_dir,
+            sdist=args.sdist,
+            official=args.official,
+            select=args.pytest_arg,
+            timeout=args.timeout,
+        )
+        verdicts.append(v)
+        if args.record:
+            _record(wheel, "suite", v.rung_result())
+        if not args.json:
+            print(f"{'PASS' if v.passed else 'FAIL'}  {wheel.name}  Pillow's suite: {v.reason}")
+            for d in v.comparison.differences:
+                why = f"removed feature {d.feature}" if d.feature else "UNEXPLAINED"
+                print(f"  {d.test}: {d.official} → {d.ours}  ({why})")
+    if args.json:
+        doc = {"schema": suite.SCHEMA, "verdicts": [v.to_dict() for v in verdicts]}
+        print(json.dumps(doc, indent=2))
+    return EXIT_OK if all(v.passed for v in verdicts) else EXIT_FINDINGS
+
+
+def _record(wheel: Path, rung: str, result: dict[str, Any]) -> None:
+    """Record ``rung`` in the wheel's build manifest (the wheel is rewritten in place)."""
+    manifest = read_manifest(wheel)
+    if manifest is None:
+        print(f"{wheel.name}: no build manifest; rung not recorded", file=sys.stderr)
+        return
+    ladder.record_rung(manifest, rung, result)
+    add_files(wheel, {"{dist_info}/" + MANIFEST_NAME: dumps_json(manifest)})
 
 
 @contextlib.contextmanager
@@ -218,10 +328,5 @@ def _run_containers(
         ok = ok and report.exit_code == EXIT_OK
     if args.record:
         for plan, v in zip(plans, verdicts, strict=True):
-            manifest = read_manifest(plan.wheel)
-            if manifest is None:
-                print(f"{plan.wheel.name}: no build manifest; rung not recorded", file=sys.stderr)
-                continue
-            ladder.record_rung(manifest, "container", v.rung_result())
-            add_files(plan.wheel, {"{dist_info}/" + MANIFEST_NAME: dumps_json(manifest)})
+            _record(plan.wheel, "container", v.rung_result())
     return EXIT_OK if ok else EXIT_FINDINGS

@@ -776,11 +776,11 @@ def wine_version() -> str | None:
     """Wine's version when running under Wine (ntdll exports wine_get_version), else None."""
     if sys.platform != "win32":
         return None
-    import ctypes
+    try:  # _ctypes itself does not load under Wine with its GUI DLLs disabled (ole32 needs them)
+        import ctypes
 
-    try:
         fn = ctypes.WinDLL("ntdll").wine_get_version
-    except (AttributeError, OSError):
+    except (ImportError, AttributeError, OSError):
         return None
     fn.restype = ctypes.c_char_p
     return fn().decode()

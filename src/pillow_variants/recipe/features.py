@@ -41,6 +41,8 @@ class FeatureStatus:
     baseline_state: str | None
     reason: str = ""
     modules: list[str] = field(default_factory=list)
+    #: Pillow test-suite patterns that exercise the feature (recipe data, see Feature.tests).
+    tests: list[str] = field(default_factory=list)
 
 
 def _status(variant: Feature | None, baseline: Feature | None) -> Status:
@@ -79,6 +81,7 @@ def compare_features(variant: Recipe, baseline: Recipe) -> list[FeatureStatus]:
                 baseline_state=b.state if b else None,
                 reason=reason,
                 modules=list((v or b).modules),  # type: ignore[union-attr]
+                tests=list((v or b).tests),  # type: ignore[union-attr]
             )
         )
     return out

@@ -136,6 +136,10 @@ class Feature:
     state: FeatureState
     reason: str = ""
     modules: list[str] = field(default_factory=list)
+    #: Pillow test-suite node-id patterns (``Tests/test_x.py`` = the whole file, or fnmatch
+    #: globs with ``::``) that exercise the feature: what the ``suite`` rung lets differ when
+    #: a variant removes it.
+    tests: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from pillow_variants.release.index import (
     secrets_of,
     simple_url_for,
 )
+from pillow_variants.verify.ladder import NOGUI_VARIANTS, RUNGS
 from pillow_variants.wheeltools import (
     MANIFEST_NAME,
     dist_info_dir,
@@ -49,10 +50,12 @@ from pillow_variants.wheeltools import (
     wheel_project,
 )
 
-#: The rungs of the verification ladder a build manifest can record.
-RUNGS = ("strict", "surface", "wine", "container")
-#: What must have passed before a wheel may be published (``container`` needs Windows).
+#: What must have passed before a wheel may be published (``container`` needs Windows;
+#: ``suite`` takes minutes per wheel, so it is required only when asked for).
 DEFAULT_REQUIRED_RUNGS = ("strict", "surface", "wine")
+#: Rungs a variant always requires on top of the requested ones: a nanoserver wheel must have
+#: shown under Wine that it loads and works with every GUI DLL gone (the official wheel cannot).
+VARIANT_REQUIRED_RUNGS: dict[str, tuple[str, ...]] = {v: ("wine-nogui",) for v in NOGUI_VARIANTS}
 #: The rungs publish re-runs itself before every upload instead of trusting the manifest.
 AUDIT_RUNGS = ("strict", "surface")
 LOG_SUFFIX = ".publish.json"
@@ -313,6 +316,24 @@ def _claimed_passed(manifest: dict[str, Any] | None, rung: str) -> bool:
     return isinstance(entry, dict) and entry.get("passed") is True
 
 
+def wheel_variant(wheel: Path, manifest: dict[str, Any] | None) -> str | None:
+    """The variant a wheel claims: its manifest's recipe name, else its local version label."""
+    recipe = (manifest or {}).get("recipe")
+    if isinstance(recipe, dict) and isinstance(recipe.get("name"), str):
+        return str(recipe["name"])
+    version = wheel.name.split("-")[1] if wheel.name.count("-") >= 4 else ""
+    return version.partition("+")[2] or None
+
+
+def required_for(
+    wheel: Path, manifest: dict[str, Any] | None, required: Sequence[str]
+) -> list[str]:
+    """``required`` plus the rungs the wheel's variant always requires (ladder order)."""
+    extra = VARIANT_REQUIRED_RUNGS.get(wheel_variant(wheel, manifest) or "", ())
+    wanted = set(required) | set(extra)
+    return [r for r in RUNGS if r in wanted]
+
+
 def _prepare(
     wheel: Path,
     repository_url: str,
@@ -322,6 +343,7 @@ def _prepare(
     force: bool,
 ) -> PublishResult:
     manifest = read_manifest(wheel)
+    required = required_for(wheel, manifest, required)
     result = PublishResult(
         wheel=str(wheel),
         filename=wheel.name,

@@ -7,11 +7,19 @@ did not run:
 * ``surface``   — the same with the documented surface profile,
 * ``wine``      — the wheel installed into python.org's embeddable CPython of the wheel's version,
   run under Wine, and the smoke test (``payload/smoke_test.py``) passed (this module),
+* ``wine-nogui`` — the same with every DLL the strict policy names (GUI DLLs) disabled in Wine;
+  the smoke test imports every extension module, so a GUI import fails it. (check_imports.py
+  cannot run there: it needs ``_ctypes``, whose Wine ole32/oleaut32 import USER32/GDI32 --
+  measured: ``import _ctypes`` fails with any one of user32/gdi32/win32u disabled.)
+* ``suite``     — upstream Pillow's own test suite under Wine, compared test by test with the
+  official wheel's run (:mod:`pillow_variants.verify.suite`),
 * ``container`` — the smoke test passed inside a real Windows container (nanoserver).
 
 Wine cannot prove nanoserver compatibility (Wine has GDI/USER32 and the -A functions); it proves
 that the wheel loads and works in the official CPython for Windows, and — with
-``--variant nanoserver`` — that the removed features fail the documented way.
+``--variant nanoserver`` — that the removed features fail the documented way. ``wine-nogui``
+tells the two wheels apart: the official wheel's ``_imaging`` imports USER32/GDI32 and fails to
+load there ("DLL load failed"), the nanoserver wheel must not notice.
 
 Installing a wheel needs no pip: a wheel is a zip whose root goes into site-packages (its
 ``*.data/purelib|platlib`` too). The embeddable CPython ignores site-packages unless its
@@ -35,12 +43,16 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import Version
 
 from pillow_variants import _log
+from pillow_variants.audit.policy import load_policy
 from pillow_variants.build import pysdk
 from pillow_variants.errors import UserError
 from pillow_variants.recipe.model import VARIANTS
 from pillow_variants.verify import wine
 
-RUNGS = ("strict", "surface", "wine", "container")
+RUNGS = ("strict", "surface", "wine", "wine-nogui", "suite", "container")
+#: Variants that promise to work without the GUI DLLs, so ``wine-nogui`` runs for (and is
+#: required of) them; upstream's wheels import USER32/GDI32 and fail it by design.
+NOGUI_VARIANTS = ("nanoserver",)
 SITE_DIR = "Lib\\site-packages"
 DEFAULT_TIMEOUT = 900.0
 INSTALLED_PTH = "Lib\r\nDLLs\r\n.\r\n"  # sys.path of a python.org installation, as a ._pth
@@ -199,7 +211,28 @@ def default_smoke_test() -> Path:
 
 
 # --------------------------------------------------------------------------------------------
-# The Wine rung
+# The Wine rungs
+
+
+def gui_dlls(policy: str = "strict") -> list[str]:
+    """The DLLs the ``wine-nogui`` rung disables: every DLL a DLL-level rule of ``policy`` names.
+
+    Taken from the policy data, so the audit and this rung can never disagree. (A rule's
+    ``dll_pattern`` -- API-set names -- cannot be listed; Wine resolves API sets to the DLLs
+    named here anyway.)
+    """
+    return sorted({dll for rule in load_policy(policy).rules for dll in rule.dlls})
+
+
+def prepare_runtime(pristine: Path, runtime: Path, python: str) -> Path:
+    """Copy the embeddable CPython ``pristine`` to ``runtime`` with site-packages enabled;
+    returns its site-packages directory."""
+    shutil.copytree(pristine, runtime)
+    pth = runtime / f"python{python.replace('.', '')}._pth"
+    # an installed (non-embeddable) CPython has no ._pth: give it one with its own layout
+    text = pth.read_text(encoding="utf-8") if pth.is_file() else INSTALLED_PTH
+    pth.write_text(edit_pth(text), encoding="utf-8", newline="")
+    return runtime / "Lib" / "site-packages"
 
 
 @dataclass(frozen=True)
@@ -217,14 +250,21 @@ class WineVerdict:
     smoke: dict[str, Any] | None  # the smoke test's final JSON line
     failed_checks: list[dict[str, str]] = field(default_factory=list)
     log_tail: list[str] = field(default_factory=list)
+    #: DLLs Wine was told not to load (``--no-gui``); empty for the plain wine rung.
+    disabled_dlls: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def rung(self) -> str:
+        """The rung this verdict is evidence for."""
+        return "wine-nogui" if self.disabled_dlls else "wine"
+
     def rung_result(self) -> dict[str, Any]:
-        """What :func:`record_rung` stores for the ``wine`` rung (no raw log)."""
+        """What :func:`record_rung` stores for :attr:`rung` (no raw log)."""
         counts = (self.smoke or {}).get("counts", {})
-        return {
+        result = {
             "passed": self.passed,
             "python": self.cpython,
             "variant": self.variant,
@@ -233,10 +273,13 @@ class WineVerdict:
             "counts": counts,
             "failed_checks": [c["name"] for c in self.failed_checks],
         }
+        if self.disabled_dlls:
+            result["disabled_dlls"] = self.disabled_dlls
+        return result
 
 
-def parse_smoke_output(stdout: str) -> dict[str, Any] | None:
-    """The smoke test's verdict: the last stdout line that is a JSON object with "smoke"."""
+def parse_smoke_output(stdout: str, key: str = "smoke") -> dict[str, Any] | None:
+    """A payload program's verdict: the last stdout line that is a JSON object with ``key``."""
     for line in reversed(stdout.strip().splitlines()):
         line = line.strip()
         if line.startswith("{"):
@@ -244,7 +287,7 @@ def parse_smoke_output(stdout: str) -> dict[str, Any] | None:
                 data = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(data, dict) and "smoke" in data:
+            if isinstance(data, dict) and key in data:
                 return data
     return None
 
@@ -259,10 +302,12 @@ def verify_wine(
     font: Path | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     on_line: Callable[[str], None] | None = None,
+    no_gui: bool = False,
 ) -> WineVerdict:
     """Install ``wheel`` into a fresh copy of the embeddable CPython and run the smoke test
     under Wine. ``python_dir`` replaces the pinned embeddable CPython with a given Windows
-    CPython directory (signatures are checked all the same)."""
+    CPython directory (signatures are checked all the same). ``no_gui``: the ``wine-nogui``
+    rung -- the strict policy's GUI DLLs disabled."""
     if variant not in VARIANTS:
         raise UserError(f"unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
     wheel = wheel.resolve()
@@ -279,21 +324,24 @@ def verify_wine(
     cpython = pysdk.python_dll_version(pristine / f"python{python.replace('.', '')}.dll")
     prefix = pysdk.sdk_cache_dir(cache_dir).parent / "wine" / "prefix"
 
+    disabled = gui_dlls() if no_gui else []
     with tempfile.TemporaryDirectory(prefix="pv-wine-") as tmp:
         runtime = Path(tmp) / "python"
-        shutil.copytree(pristine, runtime)
-        pth = runtime / f"python{python.replace('.', '')}._pth"
-        # an installed (non-embeddable) CPython has no ._pth: give it one with its own layout
-        text = pth.read_text(encoding="utf-8") if pth.is_file() else INSTALLED_PTH
-        pth.write_text(edit_pth(text), encoding="utf-8", newline="")
-        install_wheel(wheel, runtime / "Lib" / "site-packages")
+        site = prepare_runtime(pristine, runtime, python)
+        install_wheel(wheel, site)
         shutil.copy2(smoke_test, runtime / "smoke_test.py")
         argv = ["python.exe", "smoke_test.py", "--variant", variant]
         if font is not None:
             shutil.copy2(font, runtime / f"font{font.suffix}")
             argv += ["--font", f"font{font.suffix}"]
         result = wine.run(
-            argv, prefix=prefix, cwd=runtime, timeout=timeout, on_line=on_line, wine=wine_bin
+            argv,
+            prefix=prefix,
+            cwd=runtime,
+            timeout=timeout,
+            on_line=on_line,
+            wine=wine_bin,
+            disabled_dlls=disabled,
         )
 
     smoke = parse_smoke_output(result.stdout)
@@ -306,7 +354,7 @@ def verify_wine(
             f"no smoke-test verdict (exit {result.returncode}): " + _last_line(result),
         )
     else:
-        passed = smoke["smoke"] == "pass" and result.returncode == 0
+        passed = smoke["smoke"] == "pass" and result.returncode == 0 and not failed
         c = smoke.get("counts", {})
         reason = f"{c.get('pass', 0)} passed, {c.get('fail', 0)} failed, {c.get('skip', 0)} skipped"
         if failed:
@@ -324,6 +372,7 @@ def verify_wine(
         smoke=smoke,
         failed_checks=failed,
         log_tail=[ln for ln in lines if not ln.startswith("{")][-20:],
+        disabled_dlls=disabled,
     )
 
 

@@ -9,6 +9,10 @@ Facts this module encodes (Debian's Wine 8, checked on Debian 12):
   So the child gets ``stdin=DEVNULL`` and pipes, and we copy its output ourselves.
 * ``WINEDEBUG=-all`` silences Wine's fixme noise; ``WINEDLLOVERRIDES=mscoree,mshtml=`` stops
   wineboot from trying to install Mono/Gecko (no network to fetch them, no display to ask).
+* ``WINEDLLOVERRIDES`` entries are ``name,name=mode`` joined by ``;``; an empty mode or ``d``
+  disables the DLL: ``LoadLibrary`` then fails with error 126 as on a Windows without it. Names
+  are Wine's builtin names: lower case, ``.dll`` dropped, other extensions (``winspool.drv``)
+  kept. Wine has every GUI DLL, so disabling them is how a run shows what a reduced Windows does.
 """
 
 from __future__ import annotations
@@ -39,12 +43,22 @@ def find_wine() -> str:
     raise ToolchainError(f"wine not found: {INSTALL_HINT}")
 
 
-def wine_env(prefix: Path) -> dict[str, str]:
+def override_name(dll: str) -> str:
+    """Wine's DLL-override name of ``dll``: lower case, without a ``.dll`` suffix."""
+    name = dll.lower()
+    return name[: -len(".dll")] if name.endswith(".dll") else name
+
+
+def wine_env(prefix: Path, disabled_dlls: Sequence[str] = ()) -> dict[str, str]:
+    """The environment of a Wine run; ``disabled_dlls`` (DLL file names) are made unloadable."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WINE")}
+    overrides = "mscoree,mshtml="
+    if disabled_dlls:
+        overrides += ";" + ",".join(sorted({override_name(d) for d in disabled_dlls})) + "=d"
     env.update(
         WINEPREFIX=str(prefix),
         WINEDEBUG="-all",
-        WINEDLLOVERRIDES="mscoree,mshtml=",
+        WINEDLLOVERRIDES=overrides,
         WINEARCH="win64",
         PYTHONIOENCODING="utf-8",
         PYTHONUTF8="1",
@@ -98,9 +112,11 @@ def run(
     timeout: float,
     on_line: Callable[[str], None] | None = None,
     wine: str | None = None,
+    disabled_dlls: Sequence[str] = (),
 ) -> WineRun:
     """Run ``wine argv...`` in ``cwd``: stdin from /dev/null, output through pipes, each stdout
     line passed to ``on_line`` as it arrives; killed (its whole process group) after ``timeout``.
+    ``disabled_dlls`` cannot be loaded in this run (the prefix is made with all of them).
     """
     wine = wine or find_wine()
     ensure_prefix(prefix, wine)
@@ -108,7 +124,7 @@ def run(
     proc = subprocess.Popen(
         [wine, *argv],
         cwd=cwd,
-        env=wine_env(prefix),
+        env=wine_env(prefix, disabled_dlls),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
