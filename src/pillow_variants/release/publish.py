@@ -287,8 +287,6 @@ def upload(
         raise UserError(f"upload of {wheel.name} timed out after {timeout:.0f} s") from None
     output = scrub(proc.stdout or "", secrets)
     if proc.returncode != 0:
-        if "No module named twine" in output:
-            raise UserError("twine is not installed (pip install twine)")
         raise UserError(scrub(_upload_failure(output, wheel.name), secrets))
     return output
 

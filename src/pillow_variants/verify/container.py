@@ -34,7 +34,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -283,7 +283,7 @@ def write_context(
 
 
 @dataclass
-class ContainerVerdict:
+class ContainerVerdict(ladder.SmokeVerdict):
     """Outcome of the container rung for one wheel."""
 
     wheel: str
@@ -297,19 +297,11 @@ class ContainerVerdict:
     smoke: dict[str, Any] | None = None
     log_tail: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     def rung_result(self) -> dict[str, Any]:
         """What :func:`pillow_variants.verify.ladder.record_rung` stores for ``container``."""
-        counts = (self.smoke or {}).get("counts", {})
         return {
-            "passed": self.passed,
+            **self.rung_base(),
             "image": self.image,
-            "python": self.cpython,
-            "variant": self.variant,
-            "reason": self.reason,
-            "counts": counts,
             "missing_imports": [
                 f"{m['dll']}!{m['function']}" if m.get("function") else m["dll"]
                 for m in self.missing_imports

@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, cast
 
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
@@ -235,8 +235,33 @@ def prepare_runtime(pristine: Path, runtime: Path, python: str) -> Path:
     return runtime / "Lib" / "site-packages"
 
 
+class SmokeVerdict:
+    """What every smoke-test verdict shares (the Wine rungs here, the container rung in
+    :mod:`pillow_variants.verify.container`): its JSON form and the common part of the rung
+    result it records. Subclasses are dataclasses declaring these fields."""
+
+    cpython: str
+    variant: str
+    passed: bool
+    reason: str
+    smoke: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(cast(Any, self))
+
+    def rung_base(self) -> dict[str, Any]:
+        """passed, the exact CPython, the variant, the reason and the smoke test's counts."""
+        return {
+            "passed": self.passed,
+            "python": self.cpython,
+            "variant": self.variant,
+            "reason": self.reason,
+            "counts": (self.smoke or {}).get("counts", {}),
+        }
+
+
 @dataclass(frozen=True)
-class WineVerdict:
+class WineVerdict(SmokeVerdict):
     """Outcome of ``verify wine`` for one wheel."""
 
     wheel: str
@@ -253,9 +278,6 @@ class WineVerdict:
     #: DLLs Wine was told not to load (``--no-gui``); empty for the plain wine rung.
     disabled_dlls: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     @property
     def rung(self) -> str:
         """The rung this verdict is evidence for."""
@@ -263,14 +285,9 @@ class WineVerdict:
 
     def rung_result(self) -> dict[str, Any]:
         """What :func:`record_rung` stores for :attr:`rung` (no raw log)."""
-        counts = (self.smoke or {}).get("counts", {})
         result = {
-            "passed": self.passed,
-            "python": self.cpython,
-            "variant": self.variant,
+            **self.rung_base(),
             "wine": (self.smoke or {}).get("wine"),
-            "reason": self.reason,
-            "counts": counts,
             "failed_checks": [c["name"] for c in self.failed_checks],
         }
         if self.disabled_dlls:
