@@ -312,12 +312,22 @@ class DepsBuilder:
             "patches": patch_hashes,
             "extra_sources": extra,
             "toolchain": self.toolchain.identity(),
-            "plan": plan.to_dict(),
+            "plan": self._plan_for_key(plan),
             # a dependency left to its dependent's own build has no key (and no output here)
             "depends": {d: self.keys[d] for d in dep.depends if d in self.keys},
         }
         blob = json.dumps(material, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
+
+    def _plan_for_key(self, plan: DepPlan) -> Any:
+        """The plan with the toolchain's tool locations masked (``<cmake>``): where cmake or
+        ninja is installed does not change an object file, and keying it made every venv
+        rebuild every dependency."""
+        text = json.dumps(plan.to_dict(), sort_keys=True)
+        # longest first: a path may contain another (a venv's bin/ holds several tools)
+        for name, path in sorted(self.toolchain.tool_paths().items(), key=lambda i: -len(i[1])):
+            text = text.replace(json.dumps(path)[1:-1], f"<{name}>")
+        return json.loads(text)
 
     def _fetch(self, component: str) -> tuple[fetch.FetchedSource, str]:
         fetched = fetch.fetch_source(

@@ -243,6 +243,13 @@ class Toolchain(ABC):
         """Name, version and target: everything about the toolchain that changes outputs.
         Part of every cache key."""
 
+    def tool_paths(self) -> dict[str, str]:
+        """Executables whose *location* appears in the plans' commands (name → path). Cache
+        keys show them as ``<name>``: their versions are in :meth:`identity`, and the same
+        tools installed in another environment (the tests' venv, the main job's) must find
+        the same cache entries."""
+        return {}
+
     @abstractmethod
     def check_host(self) -> None:
         """Raise ToolchainError (exit 2) when this host cannot run the toolchain — before any

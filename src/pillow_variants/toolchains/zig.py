@@ -413,6 +413,10 @@ class ZigToolchain(Toolchain):
             "generated_files_sha256": files,
         }
 
+    def tool_paths(self) -> dict[str, str]:
+        tools = {"zig": self.zig, "cmake": self.cmake, "ninja": self.ninja, "meson": self.meson}
+        return {name: path for name, path in tools.items() if path}
+
     def check_host(self) -> None:
         if not self.version:
             raise ToolchainError(f"zig at {self.zig} does not run ('zig version' failed)")
