@@ -30,7 +30,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def runtime(cache: Path) -> Path:
     """python.org's embeddable CPython 3.13 (signature-checked), unpacked in the cache."""
-    from pillow_variants.build.pillow import pysdk
+    from pillow_variants.build import pysdk
 
     return pysdk.embed_runtime("3.13", cache)
 
