@@ -138,13 +138,10 @@ def _strict_findings(wheel: Path) -> set[tuple[str, str, str]]:
 
 # Differences between our zig build of the upstream recipe and the official MSVC wheel, each
 # with its reason. Anything else the audit flags differently fails the test.
-KNOWN_ONLY_OURS = {
-    # libtiff's TIFFOpen (CreateFileA) shares tif_win32.c's object with TIFFFdOpen, which
-    # Pillow uses. MSVC's /O2 implies /Gy (a section per function) and its linker's /OPT:REF
-    # drops the unreferenced TIFFOpen; the zig link keeps the whole object. The nanoserver
-    # patch set converts both functions, so the variant is clean either way.
-    ("_imaging", "kernel32.dll", "CreateFileA"),
-}
+# None since every zig compile has a section per function (-ffunction-sections, as MSVC's /O2
+# implies /Gy): the link now drops libtiff's unreferenced TIFFOpen (CreateFileA) the way MSVC's
+# /OPT:REF does, where it used to keep the whole tif_win32.c object.
+KNOWN_ONLY_OURS: set[tuple[str, str, str]] = set()
 
 
 def test_upstream_variant_flags_what_the_official_wheel_flags(
@@ -161,7 +158,7 @@ def test_upstream_variant_flags_what_the_official_wheel_flags(
         "only ours": ours - official - KNOWN_ONLY_OURS,
         "only official": official - ours,
     }
-    assert KNOWN_ONLY_OURS <= ours  # the explanation still describes this build
+    assert ("_imaging", "kernel32.dll", "CreateFileA") not in ours  # dropped, as MSVC drops it
     # the modules that would fail on nanoserver are the same three
     failing = {
         Path(m["path"]).name.split(".")[0]

@@ -348,6 +348,8 @@ def build_all(
                         "was generated from the headers"
                     )
                     progress(f"  wine: not run ({not_run['wine']})")
+                    if recipe.name in ladder.NOGUI_VARIANTS:
+                        not_run["wine-nogui"] = not_run["wine"]
                 elif wine and gate_ok and recipe.name in ladder.VARIANTS:
                     step = "wine"
                     with timed(f"{tag} wine", steps, progress):
@@ -356,7 +358,7 @@ def build_all(
                         )
                     ladder.record_rung(evidence, "wine", verdict.rung_result())
                     progress(f"  wine: {'pass' if verdict.passed else 'FAIL'} ({verdict.reason})")
-                if wine and gate_ok and recipe.name in ladder.NOGUI_VARIANTS:
+                if wine and sdk.runtime and gate_ok and recipe.name in ladder.NOGUI_VARIANTS:
                     step = "wine-nogui"
                     verdict = ladder.verify_wine(
                         wheel, variant=recipe.name, cache_dir=cache_dir, no_gui=True
@@ -365,7 +367,7 @@ def build_all(
                     progress(
                         f"  wine-nogui: {'pass' if verdict.passed else 'FAIL'} ({verdict.reason})"
                     )
-                if suite and wine and gate_ok:
+                if suite and wine and sdk.runtime and gate_ok:
                     step = "suite"
                     ran = test_suite.verify_suite_for_recipe(
                         wheel, recipe, cache_dir=cache_dir, sdist=pillow_overrides.get("pillow")
