@@ -123,9 +123,12 @@ def coff_machine(obj: bytes) -> int:
 
 
 def test_every_static_dependency_is_built(build):
+    """Built, or a cache hit: the cache is shared with CI's main job (PILLOW_VARIANTS_CACHE), so
+    on a machine that built them before the first run finds them (the cold path is covered by
+    tests/build/test_deps.py and by a fresh cache)."""
     statuses = {r["name"]: r["status"] for r in build["first"]["results"]}
     for name in STATIC:
-        assert statuses[name] == "built", name
+        assert statuses[name] in ("built", "cached"), (name, statuses[name])
 
 
 def test_dependencies_zig_cannot_build_are_named_with_reasons(build):
