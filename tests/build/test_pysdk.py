@@ -172,7 +172,6 @@ def test_sdk_cache_dir_follows_the_project_cache(
     ("python", "message"),
     [
         ("3.9", "Python 3.9: no CPython 3.9 headers reachable here"),
-        ("3.12", "no CPython 3.12 headers reachable here \\(no Debian source package"),
         ("3.11t", "no free-threaded build before 3.13"),
         ("3.13.1", "must look like 3.13"),
     ],

