@@ -15,6 +15,11 @@ project may not commit CPython. So, at build time and pinned by sha256:
   ``python3.X`` source package, fetched with ``apt-get source --download-only --tar-only``;
   deb-src is enabled when missing): ``Include/`` plus ``PC/pyconfig.h`` (``PC/pyconfig.h.in``
   from 3.13 on, copied unchanged as CPython's own ``PC/layout`` does for the default GIL build).
+  Where that source pool is not reachable (3.14, 3.15: 404 for every version) the pin is
+  Debian's *binary* ``libpython3.X-dev`` instead (its ``usr/include/python3.X/``, sha256 from the
+  suite's signed Packages index) with a Windows ``pyconfig.h`` derived from 3.13's
+  ``PC/pyconfig.h.in`` (:func:`derive_windows_pyconfig`; recorded as inferred, evidence in
+  ``docs/windows-pyconfig.md``).
 * **Import libraries** are generated: exports read with pefile (data exports marked ``DATA``,
   python3.dll's forwarders resolved against pythonXY.dll) → ``.def`` → ``zig dlltool``
   (``python -m ziglang dlltool -m i386:x86-64``) → ``libpythonXY.a`` and ``libpython3.a``.
