@@ -14,6 +14,7 @@ import pytest
 
 from httpserver import make_tar, serve, sha256, validate_json
 from pillow_variants.build import pysdk
+from pillow_variants.cli.main_sdk import format_sdk
 from pillow_variants.errors import SourceError
 from pillow_variants.sources import aptsrc
 
@@ -301,6 +302,8 @@ def test_sdk_from_a_binary_deb_records_the_derivation(
     validate_json(
         {"schema": "pillow-variants-sdk/1", "sdks": [sdk.to_dict()]}, "sdk-prepare.schema.json"
     )
+    shown = format_sdk(sdk).splitlines()[3]
+    assert shown.startswith("pyconfig.h  inferred: derived from python3.13_3.13.5.orig.tar.xz")
     said: list[str] = []
     assert pysdk.prepare_sdk(target, cache_dir=cache, progress=said.append) == sdk  # reused
     assert said == [f"SDK for Python {target} up to date in {sdk.root}"]
