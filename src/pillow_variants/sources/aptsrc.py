@@ -136,6 +136,17 @@ def plan_deb_src(entries: list[tuple[Path, str]], suites: Iterable[str]) -> str 
     return "\n".join(lines) + "\n"
 
 
+def debian_archive_uri(etc_apt: Path = ETC_APT) -> str:
+    """The URI of the machine's Debian archive (its first ``deb``/``deb-src`` entry, security
+    excluded), so binary pool files come from the mirror apt is configured with.
+    SourceError if none is configured."""
+    for path, text in source_entries(etc_apt):
+        for types, uri, _suites, _signed in _entries(path, text):
+            if _is_debian_archive(uri) and types & {"deb", "deb-src"}:
+                return uri.rstrip("/")
+    raise SourceError("no Debian archive is configured in apt's source lists")
+
+
 # --------------------------------------------------------------------------------------------
 # Changing them
 
