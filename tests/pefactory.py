@@ -56,10 +56,12 @@ def build_pe(
     if delay:
         lines.append("void *__delayLoadHelper2(const void *d, void **s) { (void)d; return *s; }")
     if section:
-        data = ", ".join(str(b) for b in section[1]) or "0"
+        # trailing zeros are left to the initialiser: a 50 MB mostly-zero section compiles fast
+        size = len(section[1]) or 1
+        data = ", ".join(str(b) for b in section[1].rstrip(b"\0")) or "0"
         lines.append(
             f'__attribute__((section("{section[0]}"), used)) '
-            f"const unsigned char section_data[] = {{{data}}};"
+            f"const unsigned char section_data[{size}] = {{{data}}};"
         )
     lines.append(
         "__declspec(dllexport) int pv_entry(void) { return 0"

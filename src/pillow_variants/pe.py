@@ -22,6 +22,7 @@ truncated download or a random file gives one ``error:`` line, never a traceback
 
 from __future__ import annotations
 
+import mmap
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -52,6 +53,10 @@ MAX_IMPORT_NAME = 4096
 MAX_IMPORT_NAME_BYTES = 8 << 20
 
 _ORDINAL_FLAG = {4: 1 << 31, 8: 1 << 63}
+
+#: A PE file's bytes: in memory, or a read-only map of a file (a wheel member inflated to a
+#: temporary file: only the pages of the headers and tables read are ever loaded).
+PEData = bytes | mmap.mmap
 
 
 class PEReadError(UserError):
@@ -113,7 +118,7 @@ def _text(raw: bytes | None) -> str | None:
     return raw.decode("ascii", errors="backslashreplace")
 
 
-def _open(data: bytes, name: str, directories: list[int]) -> pefile.PE:
+def _open(data: PEData, name: str, directories: list[int]) -> pefile.PE:
     if data[:2] != b"MZ":
         raise PEReadError(f"{name}: not a PE file (no MZ header)")
     try:
@@ -150,7 +155,7 @@ class _ImportWalker:
         goes on (zero-filled) after them. Bytes a section declares but the file lacks (a
         truncated file) are an error, not zeros."""
         pe = self.pe
-        data: bytes = pe.__data__
+        data: PEData = pe.__data__
         section = pe.get_section_by_rva(rva)
         if section is None:
             headers = min(pe.OPTIONAL_HEADER.SizeOfHeaders, len(data))
@@ -304,8 +309,8 @@ def _read_exports(pe: pefile.PE) -> ExportTable:
     return table
 
 
-def read_pe(data: bytes, name: str, *, imports: bool = True) -> PEInfo:
-    """Parse ``data`` (the bytes of a PE file called ``name``) into a :class:`PEInfo`.
+def read_pe(data: PEData, name: str, *, imports: bool = True) -> PEInfo:
+    """Parse ``data`` (the bytes or a map of a PE file called ``name``) into a :class:`PEInfo`.
 
     ``imports=False`` parses the export directory only: capturing a System32 needs exports of
     thousands of DLLs and nothing else.
