@@ -33,6 +33,7 @@ def build_pe(
     imports: dict[str, list[str]] | None = None,
     delay: dict[str, list[str]] | None = None,
     section: tuple[str, bytes] | None = None,
+    link_args: tuple[str, ...] = (),
 ) -> Path:
     """Build ``folder/name`` (an x64 DLL) and return its path (see :func:`set_machine`)."""
     work = folder / f".build-{name}"
@@ -74,7 +75,7 @@ def build_pe(
     (work / "m.def").write_text(f"LIBRARY {name}\nEXPORTS\n" + "\n".join(def_lines) + "\n")
     zig("cc", "-target", "x86_64-windows-gnu", "-O2", "-c", "-o", "m.obj", "m.c", cwd=work)
     link = ["lld-link", "/dll", "/noentry", f"/out:{out}", "/def:m.def", "m.obj", *libs]
-    link += ["/machine:x64"] + [f"/delayload:{d}" for d in delay]
+    link += ["/machine:x64", *link_args] + [f"/delayload:{d}" for d in delay]
     zig(*link, cwd=work)
     return out
 

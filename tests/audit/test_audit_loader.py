@@ -302,7 +302,11 @@ def test_wheel_members_are_read_ahead_in_order_and_bounded(tmp_path, monkeypatch
 
 def test_a_large_member_is_audited_without_holding_it_in_memory(tmp_path) -> None:
     """Members are inflated to temporary files a chunk at a time and mapped, so the audit of
-    a 48 MiB module holds a few chunks of it, not the module (read whole, it was held twice)."""
+    a 48 MiB module holds a few chunks of it, not the module (read whole, it was held twice),
+    nor the 48 MiB section that holds its export tables (pefile copied it to take its length:
+    MSVC merges .edata into .rdata, as the /merge here does)."""
+    import pefile
+
     from pillow_variants.audit.engine import DEFAULT_SURFACE
     from pillow_variants.audit.policy import load_policy
     from pillow_variants.audit.surface import load_surface
@@ -311,13 +315,19 @@ def test_a_large_member_is_audited_without_holding_it_in_memory(tmp_path) -> Non
     big = build_pe(
         tmp_path,
         "big.pyd",
+        exports=["alpha"],
         imports={"KERNEL32.dll": ["Sleep"], "USER32.dll": ["MessageBoxW"]},
-        section=(".big", b"\1" + bytes(size)),
+        section=(".rdata", b"\1" + bytes(size)),
+        link_args=("/merge:.edata=.rdata",),
     )
-    assert big.stat().st_size > size
+    user = build_pe(tmp_path, "user.pyd", imports={"big.pyd": ["alpha"]})
+    pe = pefile.PE(str(big), fast_load=True)
+    exports_at = pe.OPTIONAL_HEADER.DATA_DIRECTORY[0].VirtualAddress
+    assert pe.get_section_by_rva(exports_at).SizeOfRawData > size
     wheel = make_wheel(tmp_path / "big-1.0-cp313-cp313-win_amd64.whl", {})
     with zipfile.ZipFile(wheel, "a", zipfile.ZIP_DEFLATED) as zf:
         zf.write(big, "pkg/big.pyd")  # streamed from the file: no copy in this process
+        zf.write(user, "pkg/user.pyd")
     load_surface(DEFAULT_SURFACE), load_policy()  # cached: not part of the measured audit
     tracemalloc.start()
     try:
@@ -331,6 +341,8 @@ def test_a_large_member_is_audited_without_holding_it_in_memory(tmp_path) -> Non
         "KERNEL32.dll": ["Sleep"],
         "USER32.dll": ["MessageBoxW"],
     }
+    (alpha,) = _module(report, "pkg/user.pyd")["imports"]  # bound to big.pyd's exports
+    assert alpha["where"] == "wheel" and alpha["functions"][0]["present"] is True
 
 
 def test_corrupt_member_error_from_a_reader_thread_is_one_line(built, tmp_path, capsys) -> None:

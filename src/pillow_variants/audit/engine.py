@@ -27,7 +27,7 @@ from pillow_variants.audit.policy import MODES, Policy, load_policy
 from pillow_variants.audit.report import AuditReport, Finding, ModuleReport, TargetReport
 from pillow_variants.audit.surface import load_surface
 from pillow_variants.errors import UserError
-from pillow_variants.pe import is_pe_name, read_pe
+from pillow_variants.pe import MappedPE, is_pe_name, read_pe
 
 DEFAULT_SURFACE = "nanoserver-ltsc2022"
 _CPYTHON_TAG = re.compile(r"^cp(\d)(\d+)$")
@@ -95,7 +95,7 @@ class _Inflate(threading.Thread):
                 yield b""
                 return
             self.file.flush()
-            with mmap.mmap(self.file.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            with MappedPE(self.file.fileno(), 0, access=mmap.ACCESS_READ) as view:
                 yield view
         finally:
             self.discard()
