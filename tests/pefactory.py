@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def zig(*args: str, cwd: Path) -> None:
@@ -78,6 +79,13 @@ def build_pe(
     link += ["/machine:x64", *link_args] + [f"/delayload:{d}" for d in delay]
     zig(*link, cwd=work)
     return out
+
+
+def long_rdata(size: int) -> dict[str, Any]:
+    """:func:`build_pe` keywords for a ``.rdata`` section of ``size`` bytes that also holds the
+    export tables, as MSVC links them (``.edata`` merged into ``.rdata``): pefile's export
+    parser used to copy that whole section (see pe.MappedPE)."""
+    return {"section": (".rdata", b"\1" + bytes(size)), "link_args": ("/merge:.edata=.rdata",)}
 
 
 def set_machine(path: Path, machine: int) -> Path:

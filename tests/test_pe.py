@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pefactory import build_pe, set_machine
+from pefactory import build_pe, long_rdata, set_machine
 from pillow_variants.pe import PEReadError, read_pe, read_section
 
 
@@ -48,8 +48,7 @@ def test_a_mapped_file_reads_as_its_bytes(pe_dir: Path, tmp_path: Path) -> None:
         exports=["alpha", "beta"],
         forwarders={"Fwd": "other.Target", "FwdOrd": "other.#7"},
         imports={"KERNEL32.dll": ["Sleep"]},
-        section=(".rdata", b"\1" + bytes(3 << 20)),
-        link_args=("/merge:.edata=.rdata",),
+        **long_rdata(3 << 20),
     )
     with path.open("rb") as fh, MappedPE(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
         assert len(view[:]) == len(view) and view[:2] == b"MZ"

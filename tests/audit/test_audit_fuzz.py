@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pefactory import build_pe
+from pefactory import build_pe, long_rdata
 from pillow_variants.audit.engine import audit_image
 from pillow_variants.audit.loader import Image, Module
 from pillow_variants.audit.policy import load_policy
@@ -71,8 +71,7 @@ def long_seed(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, int]:
         exports=["a", "b"],
         forwarders={"f": "KERNEL32.Sleep", "g": "other.#3"},
         imports={"KERNEL32.dll": ["GlobalLock"]},
-        section=(".rdata", b"\1" + bytes(2 << 20)),
-        link_args=("/merge:.edata=.rdata",),
+        **long_rdata(2 << 20),
     )
     pe = pefile.PE(str(path), fast_load=True)
     return path.read_bytes(), pe.get_offset_from_rva(

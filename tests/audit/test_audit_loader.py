@@ -11,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from pefactory import build_pe, set_machine
+from pefactory import build_pe, long_rdata, set_machine
 from pillow_variants.audit.engine import audit_paths
 from pillow_variants.cli import main
 
@@ -317,8 +317,7 @@ def test_a_large_member_is_audited_without_holding_it_in_memory(tmp_path) -> Non
         "big.pyd",
         exports=["alpha"],
         imports={"KERNEL32.dll": ["Sleep"], "USER32.dll": ["MessageBoxW"]},
-        section=(".rdata", b"\1" + bytes(size)),
-        link_args=("/merge:.edata=.rdata",),
+        **long_rdata(size),
     )
     user = build_pe(tmp_path, "user.pyd", imports={"big.pyd": ["alpha"]})
     pe = pefile.PE(str(big), fast_load=True)

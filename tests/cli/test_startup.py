@@ -1,5 +1,5 @@
 """Start-up of ``pillow-variants audit`` (benchmarked against ``delvewheel show``, see
-scripts/bench_audit.py): the command's parser imports no module that only other commands use.
+scripts/bench_audit.py): the audit command imports no module that only other commands use.
 
 Asserted on the set of modules imported, not on time: a fresh interpreter runs ``audit`` on a
 missing file (parser, set-up, surface and policy loaded, then the one-line error) and reports
