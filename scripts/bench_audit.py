@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     a_cpu, s_cpu = (statistics.median(r[2] for r in runs) for runs in (audit, show))
     pair_ratios = sorted(a[0] / s[0] for a, s in zip(audit, show, strict=True))
     a_peak, s_peak = (max(r[1] for r in runs) for runs in (audit, show))
-    floor = run([sys.executable, "-c", "pass"], env)[1]  # wait4's floor: this process's RSS
+    floor = run([sys.executable, "-c", "print()"], env)[1]  # wait4 floor: this process's RSS
     mib = 1 << 20
     print(f"{args.pairs} pairs (audit, show alternating), fresh processes of {sys.executable}")
     print(f"pillow-variants audit: median {a_wall:.3f} s (CPU {a_cpu:.3f} s), peak "
