@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def zig(*args: str, cwd: Path) -> None:
@@ -33,6 +34,7 @@ def build_pe(
     imports: dict[str, list[str]] | None = None,
     delay: dict[str, list[str]] | None = None,
     section: tuple[str, bytes] | None = None,
+    link_args: tuple[str, ...] = (),
 ) -> Path:
     """Build ``folder/name`` (an x64 DLL) and return its path (see :func:`set_machine`)."""
     work = folder / f".build-{name}"
@@ -56,10 +58,12 @@ def build_pe(
     if delay:
         lines.append("void *__delayLoadHelper2(const void *d, void **s) { (void)d; return *s; }")
     if section:
-        data = ", ".join(str(b) for b in section[1]) or "0"
+        # trailing zeros are left to the initialiser: a 50 MB mostly-zero section compiles fast
+        size = len(section[1]) or 1
+        data = ", ".join(str(b) for b in section[1].rstrip(b"\0")) or "0"
         lines.append(
             f'__attribute__((section("{section[0]}"), used)) '
-            f"const unsigned char section_data[] = {{{data}}};"
+            f"const unsigned char section_data[{size}] = {{{data}}};"
         )
     lines.append(
         "__declspec(dllexport) int pv_entry(void) { return 0"
@@ -72,9 +76,16 @@ def build_pe(
     (work / "m.def").write_text(f"LIBRARY {name}\nEXPORTS\n" + "\n".join(def_lines) + "\n")
     zig("cc", "-target", "x86_64-windows-gnu", "-O2", "-c", "-o", "m.obj", "m.c", cwd=work)
     link = ["lld-link", "/dll", "/noentry", f"/out:{out}", "/def:m.def", "m.obj", *libs]
-    link += ["/machine:x64"] + [f"/delayload:{d}" for d in delay]
+    link += ["/machine:x64", *link_args] + [f"/delayload:{d}" for d in delay]
     zig(*link, cwd=work)
     return out
+
+
+def long_rdata(size: int) -> dict[str, Any]:
+    """:func:`build_pe` keywords for a ``.rdata`` section of ``size`` bytes that also holds the
+    export tables, as MSVC links them (``.edata`` merged into ``.rdata``): pefile's export
+    parser used to copy that whole section (see pe.MappedPE)."""
+    return {"section": (".rdata", b"\1" + bytes(size)), "link_args": ("/merge:.edata=.rdata",)}
 
 
 def set_machine(path: Path, machine: int) -> Path:

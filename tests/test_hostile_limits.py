@@ -25,7 +25,7 @@ from hostile import error_line, fetch, raw_server, run_cli
 from httpserver import make_project, make_tar
 from pillow_variants.audit.loader import MAX_FORWARD_DEPTH, Image, Loader, Module
 from pillow_variants.errors import UserError
-from pillow_variants.limits import read_member
+from pillow_variants.limits import read_member, spool_member
 from pillow_variants.pe import ExportTable, ImportedDll, ImportedFunction, PEInfo
 
 WHEEL = "pkg-1.0-cp313-cp313-win_amd64.whl"
@@ -108,6 +108,25 @@ def test_a_member_lying_about_its_size_is_capped(tmp_path, monkeypatch) -> None:
         with pytest.raises(UserError, match="inflates to more than the 100 bytes it declares"):
             read_member(zf, zf.getinfo("pkg/_ext.pyd"), "w:pkg/_ext.pyd")
     assert asked == [101]
+
+
+def test_a_spooled_member_lying_about_its_size_is_capped(tmp_path, monkeypatch) -> None:
+    """The audit's reader (inflate to a file, chunk by chunk) has the same cap as read_member,
+    and never asks for more than a chunk at once."""
+    wheel = zero_member_zip(tmp_path / WHEEL, {"pkg/_ext.pyd": 100})
+    asked: list[int] = []
+
+    class Endless(io.RawIOBase):
+        def read(self, n: int = -1) -> bytes:
+            asked.append(n)
+            assert n >= 0, "an unbounded read of a member"
+            return bytes(n)
+
+    with zipfile.ZipFile(wheel) as zf:
+        monkeypatch.setattr(zf, "open", lambda info: Endless())
+        with pytest.raises(UserError, match="inflates to more than the 100 bytes it declares"):
+            spool_member(zf, zf.getinfo("pkg/_ext.pyd"), "w:pkg/_ext.pyd", io.BytesIO(), chunk=64)
+    assert asked == [64, 37]
 
 
 def test_dll_count_limit(tmp_path) -> None:

@@ -49,3 +49,24 @@ def test_summary_gives_the_toolkit_share() -> None:
     steps = [StepTime("a", 90.0, 1.0, 170.0), StepTime("b", 10.0, 1.0, 0.0)]
     assert summarize(steps) == "time total: 100.0 s; toolkit 2.00 s (2.0%), tools 98.0 s"
     assert StepTime("c", 0.0, 0.0, 0.0).line().endswith("(0.0%); tools' CPU 0.0 s")
+
+
+def test_setup_before_the_logger_exists_applies_on_first_use() -> None:
+    """The logger (and the logging module) are created on first use: a level set up before
+    that is still the one the first lines meet."""
+    probe = (
+        "import sys\n"
+        "from pillow_variants import _log\n"
+        "_log.setup(int(sys.argv[1]))\n"
+        "assert 'logging' not in sys.modules\n"
+        "_log.progress('a progress line')\n"
+        "_log.debug('a debug line')\n"
+        "_log.LOGGER.warning('a warning')\n"
+    )
+    for verbosity, shown in ((-1, ["a warning"]), (0, ["a progress line", "a warning"]),
+                             (1, ["a progress line", "a debug line", "a warning"])):  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-c", probe, str(verbosity)], capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.splitlines() == shown and proc.stdout == ""

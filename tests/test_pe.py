@@ -9,13 +9,53 @@ from pathlib import Path
 
 import pytest
 
-from pefactory import build_pe, set_machine
+from pefactory import build_pe, long_rdata, set_machine
 from pillow_variants.pe import PEReadError, read_pe, read_section
 
 
 @pytest.fixture(scope="session")
 def pe_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("pe")
+
+
+def test_format_constants_match_pefile() -> None:
+    """pe.py spells the directory indexes and the PE32+ magic itself (importing it must not
+    import pefile: the audit's start-up); they are pefile's numbers."""
+    import pefile
+
+    from pillow_variants import pe
+
+    entry = pefile.DIRECTORY_ENTRY
+    assert pe._DIR_EXPORT == entry["IMAGE_DIRECTORY_ENTRY_EXPORT"]
+    assert pe._DIR_IMPORT == entry["IMAGE_DIRECTORY_ENTRY_IMPORT"]
+    assert pe._DIR_RESOURCE == entry["IMAGE_DIRECTORY_ENTRY_RESOURCE"]
+    assert pe._DIR_DELAY == entry["IMAGE_DIRECTORY_ENTRY_DELAY_IMPORT"]
+    assert pe._PE32_PLUS == pefile.OPTIONAL_HEADER_MAGIC_PE_PLUS
+    assert pe._LONGEST_STRING == pefile.MAX_STRING_LENGTH  # MappedPE's bytes/view threshold
+
+
+def test_a_mapped_file_reads_as_its_bytes(pe_dir: Path, tmp_path: Path) -> None:
+    """MappedPE (a map whose long slices are zero-copy views) gives read_pe what the bytes
+    give, on a file whose export tables sit in a section longer than pefile's longest string
+    read (MSVC merges .edata into .rdata), forwarders included."""
+    import mmap
+
+    from pillow_variants.pe import MappedPE
+
+    path = build_pe(
+        pe_dir,
+        "mapped.dll",
+        exports=["alpha", "beta"],
+        forwarders={"Fwd": "other.Target", "FwdOrd": "other.#7"},
+        imports={"KERNEL32.dll": ["Sleep"]},
+        **long_rdata(3 << 20),
+    )
+    with path.open("rb") as fh, MappedPE(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
+        assert len(view[:]) == len(view) and view[:2] == b"MZ"
+        mapped = read_pe(view, path.name)
+    assert mapped == read_pe(path.read_bytes(), path.name)
+    assert {"alpha", "beta", "Fwd", "FwdOrd"} <= mapped.exports.names
+    assert mapped.exports.forwarders == {"Fwd": "other.Target", "FwdOrd": "other.#7"}
 
 
 def test_reads_imports_delay_imports_exports_forwarders(pe_dir: Path) -> None:

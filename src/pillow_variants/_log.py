@@ -8,28 +8,53 @@ for ``--json``. Library code never configures logging itself: embedding programs
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-LOGGER = logging.getLogger("pillow_variants")
+if TYPE_CHECKING:
+    import logging
+
+_NAME = "pillow_variants"
+#: The logger, created on first use with the verbosity :func:`setup` was given: a command that
+#: reports no progress (``audit``, benchmarked for its start-up) never imports logging.
+_logger: logging.Logger | None = None
+_verbosity: int | None = None
 
 #: A progress sink: stages take one (default :func:`progress`) so callers can collect lines.
 Progress = Callable[[str], None]
 
 
+def _get() -> logging.Logger:
+    global _logger
+    if _logger is None:
+        import logging
+
+        _logger = logging.getLogger(_NAME)
+        if _verbosity is not None:
+            _configure(_logger, _verbosity)
+    return _logger
+
+
+def __getattr__(name: str) -> logging.Logger:
+    """``LOGGER``: the package's logger (``logging.getLogger("pillow_variants")``)."""
+    if name == "LOGGER":
+        return _get()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def progress(message: str) -> None:
     """Report one step of long-running work (INFO)."""
-    LOGGER.info(message)
+    _get().info(message)
 
 
 def debug(message: str) -> None:
     """Detail for ``-v``: commands run, cache decisions."""
-    LOGGER.debug(message)
+    _get().debug(message)
 
 
 @dataclass(frozen=True)
@@ -85,24 +110,47 @@ def summarize(steps: list[StepTime]) -> str:
     return f"time total: {wall:.1f} s; toolkit {own:.2f} s ({share:.1f}%), tools {wall - own:.1f} s"
 
 
-class _StderrHandler(logging.Handler):
-    """Writes to whatever ``sys.stderr`` is at the time (not the stream at set-up), flushed:
-    progress must interleave with the subprocess output that tools write to the same fd."""
+_handler_class: type[logging.Handler] | None = None
 
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            sys.stderr.write(self.format(record) + "\n")
-            sys.stderr.flush()
-        except Exception:  # noqa: BLE001 - logging must never take the command down
-            self.handleError(record)
+
+def _stderr_handler() -> logging.Handler:
+    """A handler that writes to whatever ``sys.stderr`` is at the time (not the stream at
+    set-up), flushed: progress must interleave with the subprocess output that tools write to
+    the same fd. (A class made on first use: defining it needs the logging module.)"""
+    global _handler_class
+    if _handler_class is None:
+        import logging
+
+        class _StderrHandler(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                try:
+                    sys.stderr.write(self.format(record) + "\n")
+                    sys.stderr.flush()
+                except Exception:  # noqa: BLE001 - logging must never take the command down
+                    self.handleError(record)
+
+        _handler_class = _StderrHandler
+    return _handler_class()
+
+
+def _configure(logger: logging.Logger, verbosity: int) -> None:
+    import logging
+
+    level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
+    logger.setLevel(level)
+    if _handler_class is None or not any(isinstance(h, _handler_class) for h in logger.handlers):
+        handler = _stderr_handler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.propagate = False
 
 
 def setup(verbosity: int = 0) -> None:
-    """Send the package's log lines to stderr: -1 quiet (warnings), 0 progress, 1+ debug."""
-    level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
-    LOGGER.setLevel(level)
-    if not any(isinstance(h, _StderrHandler) for h in LOGGER.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        LOGGER.addHandler(handler)
-    LOGGER.propagate = False
+    """Send the package's log lines to stderr: -1 quiet (warnings), 0 progress, 1+ debug.
+
+    Applied now if the logger exists, else when it is first used (nothing can have logged
+    through it before)."""
+    global _verbosity
+    _verbosity = verbosity
+    if _logger is not None:
+        _configure(_logger, verbosity)

@@ -23,6 +23,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from pillow_variants.errors import UserError
 
@@ -156,10 +157,48 @@ def read_member(
     with zf.open(info) as fh:
         data = fh.read(info.file_size + 1)
     if len(data) > info.file_size:
-        raise UserError(
-            f"{subject}: the member inflates to more than the {info.file_size} bytes it declares"
-        )
+        raise _inflates_more(subject, info.file_size)
     return data
+
+
+def _inflates_more(subject: str, declared: int) -> UserError:
+    return UserError(
+        f"{subject}: the member inflates to more than the {declared} bytes it declares"
+    )
+
+
+#: Bytes inflated per read when a member is spooled (:func:`spool_member`): what one reader
+#: holds of a member in memory at a time, whatever the member's size.
+SPOOL_CHUNK = 256 << 10
+
+
+def spool_member(
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    subject: str,
+    dest: BinaryIO,
+    limit: Limit = MEMBER_BYTES,
+    chunk: int = SPOOL_CHUNK,
+) -> int:
+    """Inflate a zip member into ``dest`` (a file) ``chunk`` bytes at a time; its size.
+
+    The same caps as :func:`read_member` (the declared size within the limit, at most one
+    byte more than declared ever inflated), but the member never sits in memory whole: a
+    caller that needs a few ranges of a large member (a PE file's headers and tables) maps
+    the file instead of holding every byte.
+    """
+    limit.check(subject, info.file_size)
+    left = info.file_size + 1
+    with zf.open(info) as fh:
+        while left:
+            data = fh.read(min(chunk, left))
+            if not data:
+                break
+            dest.write(data)
+            left -= len(data)
+    if not left:
+        raise _inflates_more(subject, info.file_size)
+    return info.file_size + 1 - left
 
 
 def loads_json(raw: str | bytes) -> object:

@@ -13,8 +13,8 @@ cannot be known from the file (a name whose meaning depends on the ANSI code pag
 runs out of its section, a name RVA with high bits set) or a table exceeds the bounds below,
 the file is reported unreadable (:class:`PEReadError`, exit 2): never a partial list.
 
-``PE.close()`` is never called: the data is a bytes object (no mmap to release) and pefile's
-close() runs a full ``gc.collect()``, which would cost more than the parsing itself.
+``PE.close()`` is never called: the data is the caller's (bytes, or a map the caller closes)
+and pefile's close() runs a full ``gc.collect()``, which would cost more than the parsing itself.
 
 Anything pefile cannot make sense of becomes a :class:`PEReadError` (a ``UserError``), so a
 truncated download or a random file gives one ``error:`` line, never a traceback.
@@ -22,17 +22,23 @@ truncated download or a random file gives one ``error:`` line, never a traceback
 
 from __future__ import annotations
 
+import mmap
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-
-import pefile
+from typing import TYPE_CHECKING, Any
 
 from pillow_variants.errors import UserError
 
-_DIR_EXPORT = pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_EXPORT"]
-_DIR_IMPORT = pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_IMPORT"]
-_DIR_DELAY = pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_DELAY_IMPORT"]
+if TYPE_CHECKING:
+    import pefile
+
+#: Data directory indexes and the PE32+ magic: fixed numbers of the PE format, spelled here so
+#: that importing this module does not import pefile (a fifth of the ``audit`` command's
+#: start-up). pefile is imported by the first parse, which the audit starts once the wheel's
+#: members are being inflated in other threads (tests/test_pe.py checks them against pefile).
+_DIR_EXPORT, _DIR_IMPORT, _DIR_RESOURCE, _DIR_DELAY = 0, 1, 2, 13
+_PE32_PLUS = 0x20B
 
 MACHINES = {
     0x014C: "x86",
@@ -52,6 +58,31 @@ MAX_IMPORT_NAME = 4096
 MAX_IMPORT_NAME_BYTES = 8 << 20
 
 _ORDINAL_FLAG = {4: 1 << 31, 8: 1 << 63}
+
+#: pefile's longest string read (``pefile.MAX_STRING_LENGTH``; tests/test_pe.py checks it).
+_LONGEST_STRING = 0x100000
+
+
+class MappedPE(mmap.mmap):
+    """A read-only map of a PE file (e.g. a wheel member inflated to a temporary file) for
+    :func:`read_pe`: only the pages of the headers and tables read are ever loaded.
+
+    Slices longer than pefile's longest string read come back as zero-copy memoryviews rather
+    than bytes: pefile's export parser copies the whole section that holds the export tables
+    only to take its length (``len(section.get_data())``; 3.6 MB of ``.rdata`` for Pillow's
+    ``_avif`` module), and no other read of its takes such a slice.
+    """
+
+    def __getitem__(self, key: int | slice) -> Any:  # type: ignore[override]
+        if isinstance(key, slice):
+            start, stop, step = key.indices(len(self))
+            if step == 1 and stop - start > _LONGEST_STRING:
+                return memoryview(self)[start:stop]
+        return super().__getitem__(key)
+
+
+#: A PE file's bytes: in memory, or mapped.
+PEData = bytes | mmap.mmap
 
 
 class PEReadError(UserError):
@@ -113,9 +144,11 @@ def _text(raw: bytes | None) -> str | None:
     return raw.decode("ascii", errors="backslashreplace")
 
 
-def _open(data: bytes, name: str, directories: list[int]) -> pefile.PE:
+def _open(data: PEData, name: str, directories: list[int]) -> pefile.PE:
     if data[:2] != b"MZ":
         raise PEReadError(f"{name}: not a PE file (no MZ header)")
+    import pefile
+
     try:
         pe = pefile.PE(data=data, fast_load=True)
         pe.parse_data_directories(directories=directories)
@@ -137,7 +170,7 @@ class _ImportWalker:
 
     def __init__(self, pe: pefile.PE, name: str) -> None:
         self.pe, self.name = pe, name
-        self.thunk_size = 8 if pe.PE_TYPE == pefile.OPTIONAL_HEADER_MAGIC_PE_PLUS else 4
+        self.thunk_size = 8 if pe.PE_TYPE == _PE32_PLUS else 4
         self.functions = 0
         self.name_bytes = 0
         self.names: dict[int, str] = {}  # hint/name RVA -> name: shared entries decode once
@@ -150,7 +183,7 @@ class _ImportWalker:
         goes on (zero-filled) after them. Bytes a section declares but the file lacks (a
         truncated file) are an error, not zeros."""
         pe = self.pe
-        data: bytes = pe.__data__
+        data: PEData = pe.__data__
         section = pe.get_section_by_rva(rva)
         if section is None:
             headers = min(pe.OPTIONAL_HEADER.SizeOfHeaders, len(data))
@@ -304,8 +337,8 @@ def _read_exports(pe: pefile.PE) -> ExportTable:
     return table
 
 
-def read_pe(data: bytes, name: str, *, imports: bool = True) -> PEInfo:
-    """Parse ``data`` (the bytes of a PE file called ``name``) into a :class:`PEInfo`.
+def read_pe(data: PEData, name: str, *, imports: bool = True) -> PEInfo:
+    """Parse ``data`` (the bytes or a map of a PE file called ``name``) into a :class:`PEInfo`.
 
     ``imports=False`` parses the export directory only: capturing a System32 needs exports of
     thousands of DLLs and nothing else.
@@ -337,7 +370,7 @@ def read_file_version(data: bytes, name: str) -> str | None:
 
     Used to record the OS build of a captured System32 (kernel32.dll carries it).
     """
-    pe = _open(data, name, [pefile.DIRECTORY_ENTRY["IMAGE_DIRECTORY_ENTRY_RESOURCE"]])
+    pe = _open(data, name, [_DIR_RESOURCE])
     try:
         infos = getattr(pe, "VS_FIXEDFILEINFO", None)
         if not infos:

@@ -1,17 +1,21 @@
-"""Mutated real PE files never crash the audit: success, or one UserError (exit 2)."""
+"""Mutated real PE files never crash the audit: success, or one UserError (exit 2); and read
+mapped (as the audit reads wheel members) they read as their bytes do."""
 
 from __future__ import annotations
+
+import mmap
+import tempfile
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pefactory import build_pe
+from pefactory import build_pe, long_rdata
 from pillow_variants.audit.engine import audit_image
 from pillow_variants.audit.loader import Image, Module
 from pillow_variants.audit.policy import load_policy
 from pillow_variants.errors import UserError
-from pillow_variants.pe import read_pe
+from pillow_variants.pe import MappedPE, read_pe
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +56,56 @@ def test_mutated_pe_gives_result_or_user_error(seed: bytes, edits, cut: int) -> 
         audit_bytes(bytes(data))
     except UserError:
         pass
+
+
+@pytest.fixture(scope="module")
+def long_seed(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, int]:
+    """A PE whose export tables sit in a section longer than pefile's longest string read
+    (MSVC merges .edata into .rdata), and the file offset of its export directory."""
+    import pefile
+
+    d = tmp_path_factory.mktemp("fuzz-long")
+    path = build_pe(
+        d,
+        "long.pyd",
+        exports=["a", "b"],
+        forwarders={"f": "KERNEL32.Sleep", "g": "other.#3"},
+        imports={"KERNEL32.dll": ["GlobalLock"]},
+        **long_rdata(2 << 20),
+    )
+    pe = pefile.PE(str(path), fast_load=True)
+    return path.read_bytes(), pe.get_offset_from_rva(
+        pe.OPTIONAL_HEADER.DATA_DIRECTORY[0].VirtualAddress
+    )
+
+
+def _read_or_error(data: bytes | mmap.mmap) -> object:
+    try:
+        return read_pe(data, "long.pyd")
+    except UserError as exc:
+        return str(exc)
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    edits=st.lists(
+        st.tuples(st.booleans(), st.integers(0, 4095), st.integers(0, 255)), max_size=12
+    ),
+    cut=st.integers(0, 8192),
+)
+def test_a_mutated_mapped_pe_reads_as_its_bytes(long_seed, edits, cut: int) -> None:
+    """MappedPE (long slices as zero-copy views, for pefile's export parser) gives read_pe the
+    same result, or the same error, as the bytes, header or export table mutated."""
+    seed, exports_at = long_seed
+    data = bytearray(seed)
+    for in_exports, offset, value in edits:
+        data[(exports_at + offset % 512 if in_exports else offset) % len(data)] = value
+    data = data[: len(data) - cut]
+    with tempfile.TemporaryFile() as fh:
+        fh.write(data)
+        fh.flush()
+        with MappedPE(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            mapped = _read_or_error(view)
+    assert mapped == _read_or_error(bytes(data))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 import zipfile
 from importlib import resources
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from pefactory import build_pe, set_machine
+from pefactory import build_pe, long_rdata, set_machine
 from pillow_variants.audit.engine import audit_paths
 from pillow_variants.cli import main
 
@@ -295,8 +296,52 @@ def test_wheel_members_are_read_ahead_in_order_and_bounded(tmp_path, monkeypatch
         for name, data in engine._read_ahead(zf, names, ahead=2):
             assert len(created) - len(seen) <= 3  # this one + 2 ahead
             seen.append(name)
-            assert data == name.encode() * 999
+            assert data[:] == name.encode() * 999
     assert seen == names == created
+
+
+def test_a_large_member_is_audited_without_holding_it_in_memory(tmp_path) -> None:
+    """Members are inflated to temporary files a chunk at a time and mapped, so the audit of
+    a 48 MiB module holds a few chunks of it, not the module (read whole, it was held twice),
+    nor the 48 MiB section that holds its export tables (pefile copied it to take its length:
+    MSVC merges .edata into .rdata, as the /merge here does)."""
+    import pefile
+
+    from pillow_variants.audit.engine import DEFAULT_SURFACE
+    from pillow_variants.audit.policy import load_policy
+    from pillow_variants.audit.surface import load_surface
+
+    size = 48 << 20
+    big = build_pe(
+        tmp_path,
+        "big.pyd",
+        exports=["alpha"],
+        imports={"KERNEL32.dll": ["Sleep"], "USER32.dll": ["MessageBoxW"]},
+        **long_rdata(size),
+    )
+    user = build_pe(tmp_path, "user.pyd", imports={"big.pyd": ["alpha"]})
+    pe = pefile.PE(str(big), fast_load=True)
+    exports_at = pe.OPTIONAL_HEADER.DATA_DIRECTORY[0].VirtualAddress
+    assert pe.get_section_by_rva(exports_at).SizeOfRawData > size
+    wheel = make_wheel(tmp_path / "big-1.0-cp313-cp313-win_amd64.whl", {})
+    with zipfile.ZipFile(wheel, "a", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(big, "pkg/big.pyd")  # streamed from the file: no copy in this process
+        zf.write(user, "pkg/user.pyd")
+    load_surface(DEFAULT_SURFACE), load_policy()  # cached: not part of the measured audit
+    tracemalloc.start()
+    try:
+        report = json.loads(audit_paths([wheel]).to_json())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, f"{peak / (1 << 20):.1f} MiB traced for a {size >> 20} MiB member"
+    imports = _module(report, "pkg/big.pyd")["imports"]
+    assert {d["name"]: [f["name"] for f in d["functions"]] for d in imports} == {
+        "KERNEL32.dll": ["Sleep"],
+        "USER32.dll": ["MessageBoxW"],
+    }
+    (alpha,) = _module(report, "pkg/user.pyd")["imports"]  # bound to big.pyd's exports
+    assert alpha["where"] == "wheel" and alpha["functions"][0]["present"] is True
 
 
 def test_corrupt_member_error_from_a_reader_thread_is_one_line(built, tmp_path, capsys) -> None:

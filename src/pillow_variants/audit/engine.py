@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import itertools
 import lzma
+import mmap
 import os
 import re
+import tempfile
 import threading
 import zipfile
 import zlib
 from collections import deque
-from collections.abc import Generator, Iterable
-from contextlib import closing
+from collections.abc import Generator, Iterable, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import IO
 
 from pillow_variants import limits
 from pillow_variants.audit.loader import MESSAGES, DllResult, Image, Loader, Module
@@ -24,7 +27,7 @@ from pillow_variants.audit.policy import MODES, Policy, load_policy
 from pillow_variants.audit.report import AuditReport, Finding, ModuleReport, TargetReport
 from pillow_variants.audit.surface import load_surface
 from pillow_variants.errors import UserError
-from pillow_variants.pe import is_pe_name, read_pe
+from pillow_variants.pe import MappedPE, is_pe_name, read_pe
 
 DEFAULT_SURFACE = "nanoserver-ltsc2022"
 _CPYTHON_TAG = re.compile(r"^cp(\d)(\d+)$")
@@ -56,13 +59,17 @@ def _python_dlls(wheel_name: str) -> frozenset[str] | None:
 
 
 class _Inflate(threading.Thread):
-    """Decompress one member in a thread: zlib releases the GIL, so inflating the next
-    modules overlaps with parsing this one (inflating is about half of a wheel's audit)."""
+    """Inflate one member into an anonymous temporary file in a thread: zlib releases the GIL,
+    so inflating the next modules overlaps with parsing this one (inflating is most of a
+    wheel's audit). Only a chunk of the member is in memory at any time (limits.spool_member);
+    the parser maps the file and touches only the pages of the headers and tables it reads,
+    not the megabytes of code in between (a Pillow ``_avif`` module is 8 MB)."""
 
     def __init__(self, zf: zipfile.ZipFile, name: str) -> None:
         super().__init__(daemon=True)
         self.zf, self.member = zf, name
-        self.data: bytes | None = None
+        self.file: IO[bytes] | None = None
+        self.size = 0
         self.exc: BaseException | None = None
         self.start()
 
@@ -70,23 +77,39 @@ class _Inflate(threading.Thread):
         try:
             # ZipFile serialises the shared file handle; the size is capped (limits.py)
             info = self.zf.getinfo(self.member)
-            self.data = limits.read_member(self.zf, info, f"{self.zf.filename}:{self.member}")
-        except BaseException as exc:  # re-raised in the caller's thread by result()
+            self.file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by discard()
+            subject = f"{self.zf.filename}:{self.member}"
+            self.size = limits.spool_member(self.zf, info, subject, self.file)
+        except BaseException as exc:  # re-raised in the caller's thread by mapped()
             self.exc = exc
 
-    def result(self) -> bytes:
+    @contextmanager
+    def mapped(self) -> Iterator[bytes | mmap.mmap]:
+        """The member's bytes, mapped read-only, until the block ends (then the file goes)."""
         self.join()
-        if self.exc is not None:
-            raise self.exc
-        assert self.data is not None
-        return self.data
+        try:
+            if self.exc is not None:
+                raise self.exc
+            assert self.file is not None
+            if not self.size:  # an empty file cannot be mapped
+                yield b""
+                return
+            self.file.flush()
+            with MappedPE(self.file.fileno(), 0, access=mmap.ACCESS_READ) as view:
+                yield view
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        if self.file is not None:
+            self.file.close()
 
 
 def _read_ahead(
     zf: zipfile.ZipFile, members: list[str], ahead: int = _READ_AHEAD
-) -> Generator[tuple[str, bytes], None, None]:
-    """``(name, bytes)`` of each member in order, with at most ``ahead`` members being inflated
-    in advance: memory stays bounded by a few modules even for wheels of large DLLs."""
+) -> Generator[tuple[str, bytes | mmap.mmap], None, None]:
+    """``(name, bytes)`` of each member in order, valid until the next one is asked for, with
+    at most ``ahead`` members being inflated in advance (each to its own temporary file)."""
     pending: deque[_Inflate] = deque()
     todo = iter(members)
     try:
@@ -97,10 +120,12 @@ def _read_ahead(
             nxt = next(todo, None)
             if nxt is not None:
                 pending.append(_Inflate(zf, nxt))
-            yield current.member, current.result()
+            with current.mapped() as data:
+                yield current.member, data
     finally:  # an error or an abandoned generator: let reads finish before the zip closes
         for t in pending:
             t.join()
+            t.discard()
 
 
 def _open_wheel(path: Path) -> Image:

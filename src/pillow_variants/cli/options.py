@@ -1,18 +1,20 @@
-"""Options shared by several commands, defined once so their names and help never drift."""
+"""Options shared by several commands, defined once so their names and help never drift.
+
+Every command's parser is built from here, ``audit`` included, whose start-up is benchmarked:
+the recipe and fetch modules (packaging, urllib, ssl, tomllib) are imported only by the
+helpers that use them, never at import time (tests/cli/test_startup.py).
+"""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pillow_variants.recipe.model import Recipe
-from pillow_variants.sources.fetch import (
-    FetchedSource,
-    check_overrides,
-    parse_source_overrides,
-)
+if TYPE_CHECKING:
+    from pillow_variants.recipe.model import Recipe
+    from pillow_variants.sources.fetch import FetchedSource
 
 #: A subcommand table: name -> (help, configure(parser), run(args) -> exit code).
 Subcommands = dict[
@@ -87,6 +89,8 @@ def add_fetch_options(p: argparse.ArgumentParser) -> None:
 
 def fetch_options(args: argparse.Namespace, recipe: Recipe) -> dict[str, Any]:
     """``fetch_source`` keyword arguments from the options of :func:`add_fetch_options`."""
+    from pillow_variants.sources.fetch import check_overrides, parse_source_overrides
+
     overrides = parse_source_overrides(args.source)
     check_overrides(recipe, overrides)
     return {
