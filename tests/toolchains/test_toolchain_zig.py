@@ -391,15 +391,20 @@ def test_link_runtime_keeps_zigs_runtime_archives_out_and_works(tmp_path, cache)
 
     import pefile
 
-    slim = link("slim.dll", "-shared", *inputs)
-    fat = link("fat.dll", "-shared")
+    slim = pefile.PE(data=link("slim.dll", "-shared", *inputs))
+    fat = pefile.PE(data=link("fat.dll", "-shared"))
     imports = {
         (e.dll.decode().lower(), i.name.decode())
-        for e in pefile.PE(data=slim).DIRECTORY_ENTRY_IMPORT
+        for e in slim.DIRECTORY_ENTRY_IMPORT
         for i in e.imports
     }
     assert {("api-ms-win-crt-math-l1-1-0.dll", n) for n in ("fmod", "_hypotf")} <= imports
-    assert len(fat) - len(slim) > 40_000, (len(fat), len(slim))
+    assert len(fat.__data__) - len(slim.__data__) > 40_000, (len(fat.__data__), len(slim.__data__))
+    # the debug directory (zig's /Brepro entry) moved into .rdata: no 512-byte .buildid section
+    sections = [s.Name.rstrip(b"\0") for s in slim.sections]
+    assert b".buildid" in [s.Name.rstrip(b"\0") for s in fat.sections]
+    assert b".buildid" not in sections and b".rdata" in sections
+    assert [d.struct.Type for d in slim.DIRECTORY_ENTRY_DEBUG] == [16]  # IMAGE_DEBUG_TYPE_REPRO
 
     link("u.exe", *inputs)
     run = wine.run(["u.exe"], prefix=cache / "wine" / "prefix", cwd=tmp_path, timeout=300)
