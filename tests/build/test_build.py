@@ -123,6 +123,30 @@ def test_zig_compiler_compiles_pillow_with_section_flags(tmp_path: Path) -> None
     assert " -shared -s " in v["LDSHARED"]  # stripped: no symbol table in the modules
 
 
+def test_zig_compiler_links_its_runtime_shim_and_the_ucrt_first(tmp_path: Path) -> None:
+    """The link runtime's inputs go on LDSHARED ahead of the Python import library and of
+    everything zig appends; the runtime is prepared once, with the compile command."""
+    from pillow_variants.toolchains import zig
+
+    assert crossenv.CrossCompiler.zig().link_runtime is zig.link_runtime
+    seen: list[tuple[list[str], Path]] = []
+
+    def runtime(cc: list[str], directory: Path) -> list[str]:
+        seen.append((cc, directory))
+        return [str(directory / "rt.o"), "/z/api-ms-win-crt-math-l1-1-0.lib"]
+
+    base = crossenv.CrossCompiler(cc=["zcc"], cxx=["zc++"], ar=["zar"], link_runtime=runtime)
+    linked = base.with_link_runtime(tmp_path / "rt")
+    assert seen == [(["zcc", "-O2", "-DNDEBUG"], tmp_path / "rt")]
+    assert linked.link_runtime is None and linked.with_link_runtime(tmp_path) is linked
+    sdk = fake_sdk(tmp_path / "sdk")
+    for key in ("LDSHARED", "LDCXXSHARED"):
+        ld = crossenv.sysconfig_vars(sdk, linked)[key]
+        assert f"-shared -s {tmp_path / 'rt' / 'rt.o'} /z/api-ms-win-crt-math-l1-1-0.lib -L" in ld
+    assert _compiler().with_link_runtime(tmp_path / "none") == _compiler()
+    assert not (tmp_path / "none").exists()
+
+
 def test_generated_sysconfigdata_is_what_sysconfig_reports(tmp_path: Path) -> None:
     sdk = fake_sdk(tmp_path / "sdk")
     for sub in ("include", "libs"):

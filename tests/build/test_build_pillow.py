@@ -140,6 +140,10 @@ def test_toy_project_is_cross_built_by_its_own_setup_py(
     pyd = files["toy/_toy.cp313-win_amd64.pyd"]
     assert b"toy-platform=win32" in pyd
     assert b"pv_unused" not in pyd  # lld took nothing from an archive nobody needed
+    # the C library came from the UCRT, not from zig's whole-object compiler_rt (the CRT
+    # start-up's ___chkstk_ms and memcpy alone used to pull in ~60 KB of it)
+    assert (tmp_path / "cross" / "runtime" / "pv_runtime.o").is_file()
+    assert len(pyd) < 30_000, len(pyd)
     import pefile
 
     pe = pefile.PE(data=pyd)

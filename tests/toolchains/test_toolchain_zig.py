@@ -23,7 +23,9 @@ from pillow_variants.toolchains.zig import (
     SECTION_FLAGS,
     ZIG_DEPS,
     ZigToolchain,
+    link_runtime,
     strip_msvc_flags,
+    ucrt_import_libraries,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -334,3 +336,77 @@ def test_identity_changes_with_the_generated_files():
     b = toolchain(nasm="")
     b.generated_files("/other")
     assert a.identity()["generated_files_sha256"] != b.identity()["generated_files_sha256"]
+
+
+def test_ucrt_import_libraries_are_read_from_zigs_link_line():
+    line = (
+        "lld-link -lldmingw -DLL -OUT:m.pyd m.o /c/o/1/dllcrt2.obj /c/o/2/compiler_rt.lib "
+        "/c/o/3/api-ms-win-crt-math-l1-1-0.lib /c/o/4/api-ms-win-crt-private-l1-1-0.lib "
+        "/c/o/3/api-ms-win-crt-math-l1-1-0.lib /c/o/5/kernel32.lib"
+    )
+    assert ucrt_import_libraries(line) == [
+        "/c/o/3/api-ms-win-crt-math-l1-1-0.lib",
+        "/c/o/4/api-ms-win-crt-private-l1-1-0.lib",
+    ]
+
+
+#: Calls each symbol of the runtime shim: fmod (UCRT; compiler_rt defines it too), hypotf and
+#: __isnan (mingw math.h helpers the UCRT lacks), and a 64 KiB stack frame (___chkstk_ms).
+SHIM_USER_C = r"""
+#include <stdio.h>
+#include <string.h>
+int __isnan(double);
+float hypotf(float, float);
+double fmod(double, double);
+__declspec(dllexport) int probe(double x) {
+    char big[65536];  /* filled at run time: the frame needs the probe */
+    snprintf(big, sizeof big, "%0*d", (int)(x * 8000), 0);
+    printf("fmod=%g hypotf=%g isnan=%d,%d stack=%zu\n", fmod(x, 4.0), (double)hypotf(3.0f, 4.0f),
+           __isnan(x), __isnan(x - x + 0.0 / 0.0 * x), strlen(big));
+    return 0;
+}
+int main(void) { return probe(7.5); }
+"""
+
+
+@pytest.mark.wine
+def test_link_runtime_keeps_zigs_runtime_archives_out_and_works(tmp_path, cache):
+    """With the runtime shim and the UCRT import libraries ahead of zig's own runtime, a DLL
+    takes the C library from the UCRT (as an MSVC link does) instead of pulling in zig's
+    whole-object compiler_rt/zigc (~60 KB each for one symbol); an executable using every shim
+    symbol (the stack probe too) runs under Wine with the right results."""
+    from pillow_variants.build import crossenv
+    from pillow_variants.verify import wine
+
+    compiler = crossenv.CrossCompiler.zig()
+    cc = compiler.cc + compiler.cflags  # the extensions' flags: zig's CRT builds are shared
+    (tmp_path / "u.c").write_text(SHIM_USER_C)
+    inputs = link_runtime(cc, tmp_path / "rt")
+    assert Path(inputs[0]).name == "pv_runtime.o"
+
+    def link(out: str, *extra: str) -> bytes:
+        argv = [*cc, "-s", *extra, "u.c", "-o", out]
+        subprocess.run(argv, cwd=tmp_path, check=True, capture_output=True)
+        return (tmp_path / out).read_bytes()
+
+    import pefile
+
+    slim = pefile.PE(data=link("slim.dll", "-shared", *inputs))
+    fat = pefile.PE(data=link("fat.dll", "-shared"))
+    imports = {
+        (e.dll.decode().lower(), i.name.decode())
+        for e in slim.DIRECTORY_ENTRY_IMPORT
+        for i in e.imports
+    }
+    assert {("api-ms-win-crt-math-l1-1-0.dll", n) for n in ("fmod", "_hypotf")} <= imports
+    assert len(fat.__data__) - len(slim.__data__) > 40_000, (len(fat.__data__), len(slim.__data__))
+    # the debug directory (zig's /Brepro entry) moved into .rdata: no 512-byte .buildid section
+    sections = [s.Name.rstrip(b"\0") for s in slim.sections]
+    assert b".buildid" in [s.Name.rstrip(b"\0") for s in fat.sections]
+    assert b".buildid" not in sections and b".rdata" in sections
+    assert [d.struct.Type for d in slim.DIRECTORY_ENTRY_DEBUG] == [16]  # IMAGE_DEBUG_TYPE_REPRO
+
+    link("u.exe", *inputs)
+    run = wine.run(["u.exe"], prefix=cache / "wine" / "prefix", cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr[-500:]
+    assert "fmod=3.5 hypotf=5 isnan=0,1 stack=60000" in run.stdout

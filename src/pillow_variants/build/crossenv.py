@@ -24,7 +24,8 @@ import re
 import shlex
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,9 @@ class CrossCompiler:
     ar: list[str]
     cflags: list[str] = field(default_factory=lambda: ["-O2", "-DNDEBUG"])
     ldflags: list[str] = field(default_factory=lambda: ["-s"])
+    #: Prepares link inputs that every extension's link needs ahead of the compiler's own
+    #: runtime (argument: the compile command, a directory to write into; returns paths).
+    link_runtime: Callable[[list[str], Path], list[str]] | None = None
 
     @classmethod
     def zig(cls) -> CrossCompiler:
@@ -103,8 +107,10 @@ class CrossCompiler:
 
         Pillow's own objects get the dependencies' section flags (one section per function and
         data item), so the link drops their unreferenced code as MSVC's /Gy + /OPT:REF do.
+        The links get :func:`~pillow_variants.toolchains.zig.link_runtime`'s inputs, so that
+        the C library comes from the UCRT and not from zig's whole-object runtime archives.
         """
-        from pillow_variants.toolchains.zig import SECTION_FLAGS, zig_command
+        from pillow_variants.toolchains.zig import SECTION_FLAGS, link_runtime, zig_command
 
         base = zig_command()
         return cls(
@@ -112,7 +118,16 @@ class CrossCompiler:
             cxx=[*base, "c++", "-target", ZIG_TARGET],
             ar=[*base, "ar"],
             cflags=["-O2", "-DNDEBUG", *SECTION_FLAGS],
+            link_runtime=link_runtime,
         )
+
+    def with_link_runtime(self, directory: Path) -> CrossCompiler:
+        """This compiler with :attr:`link_runtime`'s inputs (prepared in ``directory``) on
+        its link command, ahead of everything the link adds itself."""
+        if self.link_runtime is None:
+            return self
+        inputs = self.link_runtime(self.cc + self.cflags, directory)
+        return replace(self, ldflags=[*self.ldflags, *inputs], link_runtime=None)
 
 
 def sysconfigdata_name(sdk: WindowsSDK) -> str:

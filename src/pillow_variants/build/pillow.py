@@ -313,7 +313,8 @@ def cross_build_env(
     """Write the cross files into ``cross`` (emptied first) and return the build environment.
 
     ``cross`` receives ``lib/`` (:func:`stage_libraries`), ``sysconfig/_sysconfigdata_….py``,
-    ``case-shims/`` (:func:`crossenv.write_case_shims`) and an ``empty/`` directory for
+    ``case-shims/`` (:func:`crossenv.write_case_shims`), ``runtime/``
+    (:meth:`crossenv.CrossCompiler.with_link_runtime`) and an ``empty/`` directory for
     pkg-config and ``ProgramFiles``.
     """
     shutil.rmtree(cross, ignore_errors=True)
@@ -321,6 +322,7 @@ def cross_build_env(
     shims = cross / "case-shims"
     shims.mkdir(parents=True)
     crossenv.write_case_shims(tree, crossenv.windows_header_dir(compiler), shims)
+    compiler = compiler.with_link_runtime(cross / "runtime")
     variables = crossenv.sysconfig_vars(sdk, compiler, link_cxx=needs_cxx(archives))
     crossenv.write_sysconfigdata(cross / "sysconfig", sdk, variables)
     (cross / "empty").mkdir()
