@@ -365,7 +365,20 @@ __declspec(dllexport) int probe(double x) {
            __isnan(x), __isnan(x - x + 0.0 / 0.0 * x), strlen(big));
     return 0;
 }
-int main(void) { return probe(7.5); }
+/* ___chkstk_ms called directly: every register it is given must come back unchanged. */
+static int probe_keeps_registers(void) {
+    unsigned long long rax = 0x2345, r10 = 0x1111222233334444ULL, r11 = 0x5555666677778888ULL;
+    unsigned long long rcx = 0x99999999ULL;
+    __asm__ volatile("movq %0, %%rax\n movq %1, %%r10\n movq %2, %%r11\n movq %3, %%rcx\n"
+                     "call ___chkstk_ms\n"
+                     "movq %%rax, %0\n movq %%r10, %1\n movq %%r11, %2\n movq %%rcx, %3\n"
+                     : "+m"(rax), "+m"(r10), "+m"(r11), "+m"(rcx)
+                     :
+                     : "rax", "r10", "r11", "rcx", "cc", "memory");
+    return rax == 0x2345 && r10 == 0x1111222233334444ULL && r11 == 0x5555666677778888ULL &&
+           rcx == 0x99999999ULL;
+}
+int main(void) { printf("registers=%d\n", probe_keeps_registers()); return probe(7.5); }
 """
 
 
@@ -410,3 +423,4 @@ def test_link_runtime_keeps_zigs_runtime_archives_out_and_works(tmp_path, cache)
     run = wine.run(["u.exe"], prefix=cache / "wine" / "prefix", cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr[-500:]
     assert "fmod=3.5 hypotf=5 isnan=0,1 stack=60000" in run.stdout
+    assert "registers=1" in run.stdout

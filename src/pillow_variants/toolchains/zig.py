@@ -62,9 +62,11 @@ MSVC_ONLY_FLAGS = ("-nologo", "-d2FH4-")
 #: helpers ``__isnan``/``__isnanf`` (libtiff, lcms2, libavif) and ``hypotf`` (HarfBuzz),
 #: which the UCRT does not export; zigc's copies in turn need compiler_rt's ``truncl``.
 #: :func:`link_runtime` puts this object and the UCRT import libraries ahead of them, as an
-#: MSVC link resolves the C library from the UCRT. ``___chkstk_ms`` is LLVM compiler-rt's
-#: x86_64/chkstk.S (probe each 4 KiB page below the stack pointer, down to %rsp - %rax;
-#: registers preserved), with SEH unwind data (.pdata/.xdata) for stack walks.
+#: MSVC link resolves the C library from the UCRT. ``___chkstk_ms`` is the mingw stack probe
+#: contract, written here: the caller asks for %rax bytes and will ``sub %rax, %rsp``, so every
+#: 4 KiB page from its stack pointer down to that target is read once, top to bottom (Windows
+#: commits the stack one guard page at a time); every register but the flags is preserved, and
+#: SEH unwind data (.pdata/.xdata) describes the two pushes for stack walks.
 #: Its ``.drectve`` merges lld's ``.buildid`` section (the debug directory with the /Brepro
 #: entry zig always asks for; ~30 bytes that a section of its own pads to 512 in the file)
 #: into ``.rdata``, where MSVC's links keep their debug directory.
@@ -77,25 +79,24 @@ __asm__(
     ".def ___chkstk_ms; .scl 2; .type 32; .endef\n"
     ".seh_proc ___chkstk_ms\n"
     "___chkstk_ms:\n"
-    "  pushq %rcx\n"
-    "  .seh_pushreg %rcx\n"
-    "  pushq %rax\n"
-    "  .seh_pushreg %rax\n"
+    "  pushq %r10\n"
+    "  .seh_pushreg %r10\n"
+    "  pushq %r11\n"
+    "  .seh_pushreg %r11\n"
     "  .seh_endprologue\n"
-    "  cmpq $0x1000, %rax\n"
-    "  leaq 24(%rsp), %rcx\n"
-    "  jb 1f\n"
-    "2:\n"
-    "  subq $0x1000, %rcx\n"
-    "  testq %rcx, (%rcx)\n"
-    "  subq $0x1000, %rax\n"
-    "  cmpq $0x1000, %rax\n"
-    "  ja 2b\n"
-    "1:\n"
-    "  subq %rax, %rcx\n"
-    "  testq %rcx, (%rcx)\n"
-    "  popq %rax\n"
-    "  popq %rcx\n"
+    "  leaq 24(%rsp), %r10\n"      /* the caller's %rsp: above 2 pushes + return address */
+    "  movq %r10, %r11\n"
+    "  subq %rax, %r11\n"          /* %r11 = the caller's new stack pointer */
+    "pv_probe_page:\n"
+    "  subq $0x1000, %r10\n"
+    "  cmpq %r11, %r10\n"
+    "  jb pv_probe_last\n"         /* the next page boundary is below the target */
+    "  cmpb $0, (%r10)\n"          /* a read is enough to hit the guard page */
+    "  jmp pv_probe_page\n"
+    "pv_probe_last:\n"
+    "  cmpb $0, (%r11)\n"
+    "  popq %r11\n"
+    "  popq %r10\n"
     "  ret\n"
     ".seh_endproc\n");
 
