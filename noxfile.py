@@ -6,10 +6,7 @@
 
 from __future__ import annotations
 
-import json
 import shutil
-import time
-import tomllib
 from pathlib import Path
 
 import nox
@@ -143,45 +140,28 @@ def publish(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Print benchmark figures: audit vs delvewheel, deps cold vs warm, every tag vs cold,
-    per-module sizes against the official wheel."""
+    """Print benchmark figures: audit vs delvewheel, deps cold vs warm (serial and concurrent),
+    every tag vs the cold build, per-module sizes against the official wheel.
+    ``-- PART...`` runs only some of: audit, deps, tags, sizes (sizes needs tags' wheels)."""
+    parts = set(session.posargs or ("audit", "deps", "tags", "sizes"))
+    if unknown := parts - {"audit", "deps", "tags", "sizes"}:
+        session.error(f"unknown bench part(s): {', '.join(sorted(unknown))}")
     _install_project(session, "zig", "delvewheel")
     wheel = _official_wheel(session)
-    session.run("python", "scripts/bench_audit.py", wheel)
-    session.run("python", "scripts/bench_deps.py", "--jobs", "2")
-    # Every tag of the recipe: the first cold (dependencies + one wheel), each other one with a
-    # warm dependency cache, against the cold build. Tags whose SDK is not reachable here are
-    # reported as skipped (their reason) and not timed.
-    cache = session.create_tmp() + "/pv-cache"
-    dist = session.create_tmp() + "/dist"
-    common = ["--sources-file", _debian_sources(session), "--cache-dir", cache, "--no-wine"]
-    common += ["--out", dist, "--json", "-q"]
-    with open("recipes/upstream.toml", "rb") as fh:  # nanoserver.toml inherits the list
-        tags = tomllib.load(fh)["recipe"]["python"]
-    tags = ["3.13", *(t for t in tags if t != "3.13")]  # 3.13 is buildable everywhere
-    timings: dict[str, float] = {}
-    for tag in tags:
-        start = time.monotonic()
-        out = session.run("pillow-variants", "build", "all", "recipes/nanoserver.toml",
-                          "--python", tag, *common, silent=True, success_codes=[0, 1])  # fmt: skip
-        seconds = time.monotonic() - start
-        report = next(ln for ln in str(out).splitlines() if ln.startswith("{"))
-        row = json.loads(report)["wheels"][0]
-        if row["status"] != "built":
-            print(f"  {tag:6} {row['status']}: {row['reason']}")
-            continue
-        timings[tag] = seconds
-    cold = timings.pop("3.13")
-    print(f"build all, cold (deps + cp313):      {cold:7.1f} s")
-    for tag, seconds in timings.items():
-        ratio = seconds / cold
-        print(f"  {tag:6} warm deps: {seconds:7.1f} s  ratio {ratio:5.2f} (target <= 0.10)")
-    print(f"total, {1 + len(timings)} built tags:            {cold + sum(timings.values()):7.1f} s")
-    # Per-module raw sizes (and PE sections) against the official wheel of the same tag.
-    ours = sorted(Path(dist).glob("pillow-*-cp313-cp313-win_amd64.whl"))
-    if not ours:
-        session.error(f"no cp313 wheel in {dist}")
-    session.run("python", "scripts/bench_sizes.py", wheel, str(ours[0]), "--sections")
+    if "audit" in parts:
+        session.run("python", "scripts/bench_audit.py", wheel)
+    if "deps" in parts:
+        session.run("python", "scripts/bench_deps.py", "--jobs", "2")
+    dist = Path(session.create_tmp()) / "dist"
+    if "tags" in parts:
+        shutil.rmtree(dist, ignore_errors=True)
+        session.run("python", "scripts/bench_tags.py", "recipes/nanoserver.toml",
+                    "--sources-file", _debian_sources(session), "--out", str(dist))  # fmt: skip
+    if "sizes" in parts:
+        ours = sorted(dist.glob("pillow-*-cp313-cp313-win_amd64.whl"))
+        if not ours:
+            session.error(f"no cp313 wheel in {dist}: run the tags part first")
+        session.run("python", "scripts/bench_sizes.py", wheel, str(ours[0]), "--sections")
 
 
 @nox.session(python=PYTHON)
