@@ -87,24 +87,29 @@ def test_member_limit_is_overridable_by_the_environment(tmp_path) -> None:
     assert "PILLOW_VARIANTS_MAX_MEMBER_BYTES='x': expected a positive integer" in error_line(proc)
 
 
+class Endless(io.RawIOBase):
+    """A member stream that would inflate for ever; records the size of every read."""
+
+    def __init__(self, asked: list[int]) -> None:
+        self.asked = asked
+
+    def readinto(self, buf) -> int:
+        buf[:] = bytes(len(buf))
+        return len(buf)
+
+    def read(self, n: int = -1) -> bytes:
+        self.asked.append(n)
+        assert n >= 0, "an unbounded read of a member"
+        return bytes(n)
+
+
 def test_a_member_lying_about_its_size_is_capped(tmp_path, monkeypatch) -> None:
     """The central directory says 100 bytes, the stream would inflate for ever: no more than
     the declared size (plus one byte) is ever read."""
     wheel = zero_member_zip(tmp_path / WHEEL, {"pkg/_ext.pyd": 100})
     asked: list[int] = []
-
-    class Endless(io.RawIOBase):
-        def readinto(self, buf) -> int:
-            buf[:] = bytes(len(buf))
-            return len(buf)
-
-        def read(self, n: int = -1) -> bytes:
-            asked.append(n)
-            assert n >= 0, "an unbounded read of a member"
-            return bytes(n)
-
     with zipfile.ZipFile(wheel) as zf:
-        monkeypatch.setattr(zf, "open", lambda info: Endless())
+        monkeypatch.setattr(zf, "open", lambda info: Endless(asked))
         with pytest.raises(UserError, match="inflates to more than the 100 bytes it declares"):
             read_member(zf, zf.getinfo("pkg/_ext.pyd"), "w:pkg/_ext.pyd")
     assert asked == [101]
@@ -115,15 +120,8 @@ def test_a_spooled_member_lying_about_its_size_is_capped(tmp_path, monkeypatch) 
     and never asks for more than a chunk at once."""
     wheel = zero_member_zip(tmp_path / WHEEL, {"pkg/_ext.pyd": 100})
     asked: list[int] = []
-
-    class Endless(io.RawIOBase):
-        def read(self, n: int = -1) -> bytes:
-            asked.append(n)
-            assert n >= 0, "an unbounded read of a member"
-            return bytes(n)
-
     with zipfile.ZipFile(wheel) as zf:
-        monkeypatch.setattr(zf, "open", lambda info: Endless())
+        monkeypatch.setattr(zf, "open", lambda info: Endless(asked))
         with pytest.raises(UserError, match="inflates to more than the 100 bytes it declares"):
             spool_member(zf, zf.getinfo("pkg/_ext.pyd"), "w:pkg/_ext.pyd", io.BytesIO(), chunk=64)
     assert asked == [64, 37]
