@@ -74,7 +74,7 @@ def bench(
                     builds=SCHEDULES[schedule],
                 )
                 start = time.perf_counter()
-                with timed(f"{schedule} {run}", steps, sink=lambda line: print(line, flush=True)):
+                with timed(f"{schedule} {run}", steps, sink=_stderr):
                     report = builder.build(only)
                 step = steps[-1]
                 runs[run] = {
@@ -101,6 +101,11 @@ def bench(
     return out
 
 
+def _stderr(line: str) -> None:
+    """The time lines go to stderr, with progress: stdout stays the figures (or --json)."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def _same(out: dict[str, Any], field: str) -> str:
     """Whether every schedule's cold run got the same ``field`` per dependency."""
     seen = {
@@ -123,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    from pillow_variants import _log
+
+    _log.setup(0)  # the builds' progress lines on stderr
     ds = _debian_sources()
     sources = ds.provide(ds.DEFAULT, args.sources)
     out = bench(args.recipe, sources, args.jobs, args.only, args.schedules)

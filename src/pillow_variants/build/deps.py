@@ -371,7 +371,8 @@ class DepsBuilder:
                     future = pool.submit(self._build_one, name, plan, identity, jobs, env)
                     running[future] = (name, label, time.monotonic())
                     waiting.remove(name)
-                if not running:
+                if not running:  # all tokens briefly elsewhere (a ninja exiting): try again
+                    time.sleep(0.05)
                     continue
                 # short timeout while a ready build waits for a token; Ctrl-C is seen either way
                 done, _ = wait(
