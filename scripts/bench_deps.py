@@ -3,8 +3,10 @@
 
 For each schedule -- ``serial`` (one build at a time, ``-j JOBS`` each, as before the
 scheduler) and ``concurrent`` (independent dependencies side by side within one budget of JOBS
-compile processes, shared through a jobserver) -- a cold run into a new empty cache (zig's CRT
+compile processes, shared through a jobserver) -- a cold run into an empty cache (zig's CRT
 build, every configure and compile), then the same run again, which must be all cache hits.
+Every schedule uses the same cache path, emptied first: the zig wrappers and the objects'
+source paths name it, so keys and libraries are only comparable at one path.
 Each run prints where its wall time went (``_log.timed``: the toolkit's own CPU time vs the
 compilers, linkers and build tools it waits for). Both schedules must compute the same cache
 keys and, as builds are reproducible, produce the same library files: the bench says whether
@@ -12,7 +14,8 @@ they did. Sources come from Debian's upstream tarballs (scripts/debian_sources.p
 benchmark runs offline after the first download. The shared cache is never touched.
 
     python scripts/bench_deps.py [--recipe recipes/nanoserver.toml] [--jobs 2]
-        [--schedules serial concurrent] [--only NAME ...] [--sources DIR] [--json]
+        [--schedules serial concurrent] [--only NAME ...] [--sources DIR]
+        [--workdir DIR (default: a new temporary directory)] [--json]
 
 Speed targets belong here, not in the tests (which only assert what was rebuilt).
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -49,20 +53,27 @@ def bench(
     jobs: int,
     only: list[str] | None,
     schedules: list[str],
+    workdir: Path | None = None,
 ) -> dict[str, Any]:
     """Per schedule: build cold into a fresh cache, then warm; the wall times, their split,
     and the per-dependency results (keys and library hashes included, to compare)."""
     from pillow_variants._log import StepTime, summarize, timed
     from pillow_variants.build.deps import DepsBuilder
     from pillow_variants.recipe.model import load_recipe
+    from pillow_variants.sources.fetch import default_cache_dir
     from pillow_variants.toolchains.zig import ZigToolchain
 
     loaded = load_recipe(recipe)
     out: dict[str, Any] = {"recipe": str(recipe), "jobs": jobs, "schedules": {}}
     steps: list[StepTime] = []
-    for schedule in schedules:
-        runs: dict[str, Any] = {}
-        with tempfile.TemporaryDirectory(prefix=f"pv-bench-{schedule}-") as tmp:
+    if workdir and (workdir / "cache").resolve() == default_cache_dir().resolve():
+        raise SystemExit("--workdir: its cache/ is the shared cache, which the bench empties")
+    with tempfile.TemporaryDirectory(prefix="pv-bench-") as tmp_dir:
+        tmp = workdir or Path(tmp_dir)
+        for schedule in schedules:
+            for old in (tmp / "prefix", tmp / "cache"):
+                shutil.rmtree(old, ignore_errors=True)
+            runs: dict[str, Any] = {}
             for run in ("cold", "warm"):
                 builder = DepsBuilder(
                     loaded,
@@ -96,7 +107,7 @@ def bench(
                         for r in report.results
                     ],
                 }
-        out["schedules"][schedule] = runs
+            out["schedules"][schedule] = runs
     out["summary"] = summarize(steps)
     return out
 
@@ -126,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sources", type=Path, default=Path(tempfile.gettempdir()) / "pv-debian-sources"
     )
+    parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     from pillow_variants import _log
@@ -133,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     _log.setup(0)  # the builds' progress lines on stderr
     ds = _debian_sources()
     sources = ds.provide(ds.DEFAULT, args.sources)
-    out = bench(args.recipe, sources, args.jobs, args.only, args.schedules)
+    out = bench(args.recipe, sources, args.jobs, args.only, args.schedules, args.workdir)
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
