@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import tarfile
 from pathlib import Path
@@ -69,9 +70,25 @@ class FakeToolchain(Toolchain):
     name = "fake"
     target = "test"
 
-    def __init__(self, log: Path, unbuildable: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        log: Path,
+        unbuildable: dict[str, str] | None = None,
+        before: dict[str, str] | None = None,
+        jobserver: bool = True,
+    ) -> None:
         self.log = log
         self.unbuildable = unbuildable or {}
+        #: dependency → Python code run as a command before its compile (rendezvous, hangs)
+        self.before = before or {}
+        self._jobserver = jobserver
+
+    def jobserver(self) -> bool:
+        return self._jobserver
+
+    def tool_paths(self) -> dict[str, str]:
+        # keys independent of the venv running the tests and of the temporary directory
+        return {"python": sys.executable, "log": str(self.log)}
 
     def identity(self) -> dict[str, str]:
         return {"name": "fake", "version": "1", "target": "test"}
@@ -89,7 +106,9 @@ class FakeToolchain(Toolchain):
             p.unbuildable = self.unbuildable[name]
             return p
         p.skipped_features.append(Skipped("extras", "not needed"))
-        p.steps = [
+        if name in self.before:
+            p.steps.append(Command((sys.executable, "-c", self.before[name]), paths.source))
+        p.steps += [
             Command(
                 (
                     sys.executable,
@@ -123,10 +142,38 @@ def make_source(root: Path, name: str, body: str) -> Path:
     return archive
 
 
+def make_project(
+    root: Path, depends: dict[str, list[str]], sources: str = "archive"
+) -> tuple[Path, Path, dict[str, Path]]:
+    """A recipe of dependencies ``name → depends`` (``b`` patched, ``c`` edited), sources as
+    overrides: archives, or directories (``sources="tree"``: content-hashed, so cache keys do
+    not depend on archive time stamps)."""
+    edits = {
+        "c": '[[dependencies.c.upstream_edits]]\nfile = "c.c"\nsearch = "see"\nreplace = "sea"\n'
+    }
+    deps = "".join(
+        DEP.format(name=n, depends=json.dumps(d), edits=edits.get(n, ""))
+        for n, d in depends.items()
+    )
+    (root / "recipes").mkdir()
+    recipe_path = root / "recipes" / "t.toml"
+    recipe_path.write_text(RECIPE.format(deps=deps))
+    patch_dir = root / "patches" / "b" / "1.0"
+    patch_dir.mkdir(parents=True)
+    (patch_dir / "0001-change-b.patch").write_text(PATCH.format(old="b source", new="b patched"))
+    bodies = {"a": "a source", "b": "b source", "c": "c see"}
+    overrides = {n: make_source(root, n, bodies.get(n, f"{n} source")) for n in depends}
+    if sources == "tree":
+        overrides = {n: root / "trees" / f"{n}-1.0" for n in depends}
+    return root, recipe_path, overrides
+
+
 def builder(project, prefix="prefix", **kw) -> tuple[DepsBuilder, Path]:
     root, recipe_path, overrides = project
     log = root / "compiles.log"
-    tc = FakeToolchain(log, kw.pop("unbuildable", None))
+    tc = FakeToolchain(
+        log, kw.pop("unbuildable", None), kw.pop("before", None), kw.pop("jobserver", True)
+    )
     b = DepsBuilder(
         load_recipe(recipe_path),
         tc,

@@ -7,6 +7,7 @@ import logging
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -44,6 +45,36 @@ def test_only_the_requested_command_is_imported() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "['pillow_variants.cli.main_recipe']"
+
+
+def test_deps_build_passes_the_job_budget_and_the_build_count(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pillow_variants.cli import main_deps
+    from pillow_variants.errors import UserError
+
+    seen: dict[str, object] = {}
+
+    class Recorder:
+        def __init__(self, recipe: object, toolchain: object, prefix: object, **kw: object):
+            seen.update(kw)
+
+        def build(self, only: object) -> None:
+            raise UserError("recorded")
+
+    class Host:
+        name = "zig"
+
+        def check_host(self) -> None:
+            pass
+
+    monkeypatch.setattr(main_deps, "DepsBuilder", Recorder)
+    monkeypatch.setattr(main_deps, "get_toolchain", lambda name: Host())
+    recipe = str(Path(__file__).resolve().parents[2] / "recipes" / "nanoserver.toml")
+    assert cli.main(["deps", "build", recipe, "-j", "3", "--builds", "1"]) == 2
+    assert (seen["jobs"], seen["builds"]) == (3, 1)
+    assert cli.main(["deps", "build", recipe, "-j", "2"]) == 2
+    assert (seen["jobs"], seen["builds"]) == (2, None)
 
 
 def test_unknown_command_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,6 +14,7 @@ from pillow_variants.errors import ToolchainError
 from pillow_variants.recipe.model import load_recipe
 from pillow_variants.toolchains import get_toolchain
 from pillow_variants.toolchains.base import (
+    JOBSERVER,
     BuildPaths,
     Command,
     Copy,
@@ -220,6 +221,27 @@ def test_plan_lcms2_uses_meson(recipe):
     assert setup[:4] == ("/v/meson", "setup", "/w/build", "/w/src")
     assert "--cross-file=/tc/cross.ini" in setup and "-Ddefault_library=static" in setup
     assert compile_ == ("/v/meson", "compile", "-C", "/w/build", "-j", "2")
+
+
+def test_plan_for_a_jobserver_names_no_job_count(recipe, tmp_path):
+    """Under the builder's jobserver, ninja must be run without -j (an explicit count turns
+    its jobserver client off) -- cmake and meson alike."""
+    for name in ("libjpeg", "lcms2"):
+        commands = [
+            s.argv
+            for s in toolchain().plan(recipe, name, PATHS, JOBSERVER).steps
+            if isinstance(s, Command)
+        ]
+        assert commands[1][:4] in (
+            ("/v/cmake", "--build", "/w/build", "--target"),
+            ("/v/meson", "compile", "-C", "/w/build"),
+        )
+        assert not {"-j", "--parallel"} & set(commands[1])
+    for version, expected in (("1.13.2.git.kitware.jobserver-pipe-1", True), ("1.11.1", False)):
+        ninja = tmp_path / f"ninja-{version}"  # a file each: versions are cached by argv
+        ninja.write_text(f"#!/bin/sh\necho {version}\n")
+        ninja.chmod(0o755)
+        assert toolchain(ninja=str(ninja)).jobserver() is expected
 
 
 @pytest.mark.parametrize("name", ["libimagequant", "fribidi"])

@@ -12,6 +12,15 @@ target, nasm/cmake versions), its plan with paths abstracted (options, edits, co
 the cache keys of the dependencies it is built against. So a second run with nothing changed
 compiles nothing, and changing one patch rebuilds that dependency and its dependents only.
 
+Scheduling: a dependency starts as soon as the ones it depends on are done, so independent
+ones (zlib, dav1d, aom) build side by side. ``jobs`` is the budget of compile processes for the
+whole run, shared through a GNU make jobserver (:class:`JobServer`) that ninja reads; each
+dependency builds against a private prefix holding exactly what it depends on (transitively),
+so its output does not depend on which other builds happened to finish first, and the shared
+prefix is written by the scheduling thread alone. Progress lines come from that thread, one
+per event; every dependency keeps its own log. The first failure stops the other builds (their
+process groups get SIGTERM, then SIGKILL) and is raised; so is Ctrl-C/SIGTERM.
+
 The prefix gets ``manifest.json``: per dependency, its source (hash or local-override flag),
 applied patches and their hashes, toolchain and version, options, artifacts with hashes, and
 everything left out (features, edits, whole dependencies) with the reason.
@@ -23,9 +32,12 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -36,7 +48,14 @@ from pillow_variants.errors import BuildError, PatchError, UserError
 from pillow_variants.recipe.model import Recipe, SourceEdit
 from pillow_variants.sources import fetch
 from pillow_variants.sources.patches import apply_patch_set, read_patch
-from pillow_variants.toolchains.base import BuildPaths, Command, Copy, DepPlan, Toolchain
+from pillow_variants.toolchains.base import (
+    JOBSERVER,
+    BuildPaths,
+    Command,
+    Copy,
+    DepPlan,
+    Toolchain,
+)
 
 #: Bump when the builder itself changes what ends up in a staging prefix.
 BUILDER_VERSION = "1"
@@ -53,8 +72,55 @@ _KEY_PATHS = BuildPaths(source="@SOURCE", build="@BUILD", stage="@STAGE", prefix
 _KEY_JOBS = 2
 
 
+#: Seconds a stopped build's process group gets between SIGTERM and SIGKILL (ninja passes
+#: SIGTERM on to its compiles' own process groups; SIGKILL would orphan them).
+STOP_GRACE = 10.0
+
+
 class BuildFailed(BuildError):
     """A dependency's build command failed; the message names the kept log (exit 3)."""
+
+
+class _Stopped(Exception):
+    """A build stopped because another one failed or the run was interrupted (not reported:
+    the cause is)."""
+
+
+class JobServer:
+    """The run's budget of compile processes as a GNU make jobserver: the fifo form of make
+    4.4, which ninja >= 1.13 reads from ``MAKEFLAGS`` when run without ``-j``.
+
+    The budget is ``tokens`` processes in all. The scheduler takes one token for each build it
+    starts (that build's first process, which ninja runs without asking) and returns it when
+    the build ends; the rest wait in the fifo, where the running ninjas take one per further
+    compile. So a build in its single-process configure step leaves the other cores to another
+    build's compiles, a lone build compiles with the whole budget, and no more than ``tokens``
+    processes run at once. (Fixed ``-j`` shares could not follow a build from its configure
+    step to its compiles, nor give aom the whole budget once the others are done.)
+    """
+
+    def __init__(self, tokens: int) -> None:
+        self._dir = tempfile.mkdtemp(prefix="pv-jobserver-")
+        self.path = os.path.join(self._dir, "fifo")
+        os.mkfifo(self.path, 0o600)
+        # read-write: the fifo never sees end-of-file; non-blocking: a missing token is an
+        # answer (try later), not a hang that Ctrl-C cannot break
+        self._fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK)
+        os.write(self._fd, b"+" * tokens)
+        self.makeflags = f" -j{tokens} --jobserver-auth=fifo:{self.path}"
+
+    def acquire(self) -> bool:
+        try:
+            return len(os.read(self._fd, 1)) == 1
+        except BlockingIOError:
+            return False
+
+    def release(self) -> None:
+        os.write(self._fd, b"+")
+
+    def close(self) -> None:
+        os.close(self._fd)
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 @dataclass
@@ -200,6 +266,7 @@ class DepsBuilder:
         overrides: dict[str, Path] | None = None,
         allow_unpinned: bool = False,
         jobs: int = 2,
+        builds: int | None = None,
         progress: Progress = progress_line,
     ) -> None:
         self.recipe = recipe
@@ -209,11 +276,17 @@ class DepsBuilder:
         self.overrides = overrides or {}
         self.allow_unpinned = allow_unpinned
         self.jobs = max(1, jobs)
+        #: at most this many dependencies build at once (default: as many as the job budget
+        #: allows; 1: one after another, each with ``-j jobs``)
+        self.builds = max(1, builds if builds is not None else self.jobs)
         self.progress = progress
         fetch.check_overrides(recipe, self.overrides)
         self.keys: dict[str, str] = {}
         self.env: dict[str, str] = {}
         self._previous: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._procs: set[subprocess.Popen[bytes]] = set()
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -237,36 +310,107 @@ class DepsBuilder:
         for sub in ("include", "lib", "licenses"):
             (self.prefix / sub).mkdir(parents=True, exist_ok=True)
         self._previous = self._read_manifest().get("dependencies", {})
-        results: list[DepResult] = []
-        missing: dict[str, str] = {}
-        for i, name in enumerate(names, 1):
-            dep = self.recipe.dependencies[name]
-            version = fetch.version_label(*self._versions(name))
-            label = f"[{i}/{len(names)}] {name} {version}"
-            start = time.monotonic()
-            absent = [d for d in dep.depends if d in missing]
-            if absent:
-                why = f"needs {', '.join(absent)}, which was not built"
-                missing[name] = why
-                results.append(self._not_built(name, why, identity))
-                self._say(f"{label}: not built ({why})")
-                continue
-            plan = self.toolchain.plan(self.recipe, name, _KEY_PATHS, _KEY_JOBS)
-            if plan.unbuildable:
-                if not dep.built_inside:  # else the dependent's own build makes it (upstream)
-                    missing[name] = plan.unbuildable
-                results.append(self._not_built(name, plan.unbuildable, identity, plan))
-                self._say(f"{label}: not built with {self.toolchain.name} ({plan.unbuildable})")
-                continue
-            self._say(f"{label}: ...")
-            result = self._build_one(name, plan, identity)
-            result.seconds = time.monotonic() - start
-            result.entry["seconds"] = round(result.seconds, 2)
-            results.append(result)
-            self._say(f"{label}: {result.status} in {result.seconds:.1f}s")
-        report = BuildReport(self.prefix, identity, results)
+        self._stop.clear()
+        report = BuildReport(self.prefix, identity, self._schedule(names, identity))
         self._write_manifest(report)
         return report
+
+    def concurrent(self) -> bool:
+        """Whether this run builds independent dependencies side by side (needs a jobserver:
+        a POSIX fifo and a toolchain whose build tool reads it)."""
+        return (
+            self.builds > 1
+            and self.jobs > 1
+            and hasattr(os, "mkfifo")
+            and self.toolchain.jobserver()
+        )
+
+    def _schedule(self, names: list[str], identity: dict[str, str]) -> list[DepResult]:
+        """Start each dependency once the ones it depends on are done, in build order while
+        the budget allows; install finished ones into the prefix. Returns the results in build
+        order, whatever order they finished in."""
+        server = JobServer(self.jobs) if self.concurrent() else None
+        jobs = JOBSERVER if server else self.jobs
+        env = {**self.env, "MAKEFLAGS": server.makeflags} if server else self.env
+        limit = self.builds if server else 1
+        results: dict[str, DepResult] = {}
+        missing: dict[str, str] = {}
+        waiting = list(names)
+        running: dict[Future[DepResult], tuple[str, str, float]] = {}
+        pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="deps")
+        try:
+            while waiting or running:
+                for name in list(waiting):
+                    dep = self.recipe.dependencies[name]
+                    if any(d not in results for d in dep.depends):
+                        continue
+                    label = f"[{names.index(name) + 1}/{len(names)}] {name} "
+                    label += fetch.version_label(*self._versions(name))
+                    absent = [d for d in dep.depends if d in missing]
+                    if absent:
+                        why = f"needs {', '.join(absent)}, which was not built"
+                        missing[name] = why
+                        results[name] = self._not_built(name, why, identity)
+                        waiting.remove(name)
+                        self._say(f"{label}: not built ({why})")
+                        continue
+                    plan = self.toolchain.plan(self.recipe, name, _KEY_PATHS, _KEY_JOBS)
+                    if plan.unbuildable:
+                        if not dep.built_inside:  # else the dependent's own build makes it
+                            missing[name] = plan.unbuildable
+                        results[name] = self._not_built(name, plan.unbuildable, identity, plan)
+                        waiting.remove(name)
+                        self._say(
+                            f"{label}: not built with {self.toolchain.name} ({plan.unbuildable})"
+                        )
+                        continue
+                    # build order is the priority: a later one never takes the slot first
+                    if len(running) >= limit or (server and not server.acquire()):
+                        break
+                    self._say(f"{label}: ...")
+                    future = pool.submit(self._build_one, name, plan, identity, jobs, env)
+                    running[future] = (name, label, time.monotonic())
+                    waiting.remove(name)
+                if not running:  # all tokens briefly elsewhere (a ninja exiting): try again
+                    time.sleep(0.05)
+                    continue
+                # short timeout while a ready build waits for a token; Ctrl-C is seen either way
+                done, _ = wait(
+                    running, timeout=0.2 if server and waiting else 1.0, return_when=FIRST_COMPLETED
+                )
+                for future in sorted(done, key=lambda f: names.index(running[f][0])):
+                    name, label, start = running.pop(future)
+                    if server:
+                        server.release()
+                    result = future.result()  # the first failure propagates from here
+                    self._install(name, self.entry_dir(name, result.key) / "stage", result.entry)
+                    result.seconds = time.monotonic() - start
+                    result.entry["seconds"] = round(result.seconds, 2)
+                    results[name] = result
+                    self._say(f"{label}: {result.status} in {result.seconds:.1f}s")
+        except BaseException:  # a failure, Ctrl-C or SIGTERM: stop the others, then raise
+            self._stop_builds(list(running))
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            if server:
+                server.close()
+        return [results[n] for n in names]
+
+    def _stop_builds(self, futures: list[Future[DepResult]]) -> None:
+        """Stop the running builds: no new command starts, every running one's process group
+        gets SIGTERM, and SIGKILL after :data:`STOP_GRACE` seconds; wait for the threads."""
+        with self._lock:
+            self._stop.set()
+            procs = list(self._procs)
+        for proc in procs:
+            _signal_group(proc, signal.SIGTERM)
+        wait(futures, timeout=STOP_GRACE)
+        with self._lock:
+            procs = list(self._procs)
+        for proc in procs:
+            _signal_group(proc, getattr(signal, "SIGKILL", signal.SIGTERM))  # none on Windows
+        wait(futures)
 
     def _versions(self, name: str) -> tuple[str, str | None]:
         """(version built, the recipe's pin if different): an override's declared version."""
@@ -340,7 +484,16 @@ class DepsBuilder:
         digest = fetched.sha256 or tree_sha256(fetched.path)
         return fetched, digest
 
-    def _build_one(self, name: str, key_plan: DepPlan, identity: dict[str, str]) -> DepResult:
+    def _build_one(
+        self,
+        name: str,
+        key_plan: DepPlan,
+        identity: dict[str, str],
+        jobs: int,
+        env: dict[str, str],
+    ) -> DepResult:
+        """Take ``name`` from the cache or build it into a new cache entry (a worker thread:
+        the caller installs the entry's stage into the prefix)."""
         fetched, src_hash = self._fetch(name)
         patch_files = self.recipe.patch_files(name)
         patches = [read_patch(p) for p in patch_files]
@@ -363,7 +516,6 @@ class DepsBuilder:
             entry.pop("recipe_version", None)
             entry.update(self._version_fields(fetched.version, fetched.recipe_version))
             entry["source"] = {**fetched.manifest_entry(), "content_sha256": src_hash}
-            self._install(name, entry_dir / "stage", entry)
             return DepResult(name, "cached", key=key, entry=entry)
 
         work = self.cache_dir / "work" / f"{name}-{key[:20]}"
@@ -382,10 +534,10 @@ class DepsBuilder:
             source=str(tree),
             build=str(work / "build"),
             stage=str(work / "stage"),
-            prefix=str(self.prefix),
+            prefix=str(self._private_prefix(name, work / "prefix")),
             extra_sources=extra_paths,
         )
-        plan = self.toolchain.plan(self.recipe, name, paths, self.jobs)
+        plan = self.toolchain.plan(self.recipe, name, paths, jobs)
         apply_edits(tree, plan.edits)
         Path(paths.build).mkdir()
         stage = Path(paths.stage)
@@ -393,7 +545,7 @@ class DepsBuilder:
         with open(log, "w") as fh:
             for step in plan.steps:
                 if isinstance(step, Command):
-                    self._run(name, step, fh, log)
+                    self._run(name, step, fh, log, env)
                 else:
                     fh.write(f"# copy {step.base}/{step.pattern} -> {step.dest}\n")
                     run_copy(step)
@@ -412,8 +564,28 @@ class DepsBuilder:
         finally:  # an error or a signal (SIGTERM is KeyboardInterrupt in the CLI) mid-way
             shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(work)
-        self._install(name, entry_dir / "stage", entry)
         return DepResult(name, "built", key=key, entry=entry)
+
+    def _private_prefix(self, name: str, prefix: Path) -> Path:
+        """A prefix with the cache entries of exactly what ``name`` depends on (transitively),
+        in build order: what the shared prefix held when builds ran one after another in
+        build order, minus the unrelated ones -- which concurrent builds would add or not
+        depending on timing, and which the cache key does not name."""
+        needed: set[str] = set()
+        todo = list(self.recipe.dependencies[name].depends)
+        while todo:
+            d = todo.pop()
+            if d not in needed:
+                needed.add(d)
+                todo += self.recipe.dependencies[d].depends
+        for sub in ("include", "lib", "licenses"):
+            (prefix / sub).mkdir(parents=True, exist_ok=True)
+        for d in self.recipe.build_order():
+            if d in needed and d in self.keys:  # not-built ones have no key and no files
+                shutil.copytree(
+                    self.entry_dir(d, self.keys[d]) / "stage", prefix, dirs_exist_ok=True
+                )
+        return prefix
 
     def _install(self, name: str, stage: Path, entry: dict[str, Any]) -> None:
         """Copy a staging prefix into the prefix, first removing files an earlier build of
@@ -423,31 +595,45 @@ class DepsBuilder:
             (self.prefix / rel).unlink(missing_ok=True)
         shutil.copytree(stage, self.prefix, dirs_exist_ok=True)
 
-    def _run(self, name: str, cmd: Command, fh: TextIO, log: Path) -> None:
+    def _run(self, name: str, cmd: Command, fh: TextIO, log: Path, base: dict[str, str]) -> None:
+        """Run one command of ``name``'s build in a process group of its own (session), so
+        stopping the build stops everything it started."""
         fh.write(f"$ {cmd.display()}\n")
         fh.flush()
-        env = dict(self.env)
+        env = dict(base)
         for var, value in cmd.env:
             env[var] = value + os.pathsep + env[var] if env.get(var) else value
+        with self._lock:  # no command starts once _stop_builds has looked
+            if self._stop.is_set():
+                raise _Stopped(name)
+            try:
+                proc = subprocess.Popen(
+                    cmd.argv,
+                    cwd=cmd.cwd,
+                    env=env,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=os.name == "posix",
+                )
+            except OSError as exc:
+                raise BuildFailed(
+                    f"{name}: cannot run {cmd.argv[0]}: {exc.strerror}; log: {log}"
+                ) from None
+            self._procs.add(proc)
         try:
-            proc = subprocess.run(
-                cmd.argv,
-                cwd=cmd.cwd,
-                env=env,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        except OSError as exc:
-            raise BuildFailed(
-                f"{name}: cannot run {cmd.argv[0]}: {exc.strerror}; log: {log}"
-            ) from None
-        if proc.returncode != 0:
+            returncode = proc.wait()
+        finally:
+            with self._lock:
+                self._procs.discard(proc)
+        if self._stop.is_set():
+            raise _Stopped(name)
+        if returncode != 0:
             tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-15:])
             self._say(f"--- last lines of {log} ---\n{tail}---")
             raise BuildFailed(
                 f"{name}: {Path(cmd.argv[0]).name} {cmd.argv[1] if len(cmd.argv) > 1 else ''} "
-                f"failed (exit {proc.returncode}); full log kept at {log}"
+                f"failed (exit {returncode}); full log kept at {log}"
             )
 
     def _entry(
@@ -522,6 +708,19 @@ class DepsBuilder:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(manifest, indent=2) + "\n")
         os.replace(tmp, path)
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Send ``sig`` to the process group ``proc`` leads (POSIX), or to ``proc`` (Windows)."""
+    try:
+        if os.name == "posix":
+            os.killpg(proc.pid, sig)
+        elif sig == signal.SIGTERM:
+            proc.terminate()
+        else:
+            proc.kill()
+    except (ProcessLookupError, PermissionError):
+        pass  # already gone
 
 
 def build_deps(

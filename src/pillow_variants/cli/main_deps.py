@@ -1,7 +1,7 @@
 """``pillow-variants deps build RECIPE``: build the recipe's C dependencies as static libraries.
 
     pillow-variants deps build recipes/upstream.toml [--toolchain zig|msvc] [--only NAME ...]
-        [--jobs N] [--prefix DIR] [--source NAME=PATH ...] [--allow-unpinned]
+        [--jobs N] [--builds N] [--prefix DIR] [--source NAME=PATH ...] [--allow-unpinned]
         [--cache-dir D] [--json]
 
 The prefix gets include/, lib/ (static libraries), licenses/ and manifest.json. ``--only``
@@ -50,7 +50,21 @@ def _configure_build(p: argparse.ArgumentParser) -> None:
         default=[],
         help="build only these dependencies (plus what they depend on)",
     )
-    p.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 2, help="parallel jobs")
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=os.cpu_count() or 2,
+        help="compile processes for the whole run (default: CPUs)",
+    )
+    p.add_argument(
+        "--builds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="dependencies built at once, within --jobs (default: as many as --jobs allows; "
+        "1: one after another, -j N each)",
+    )
     p.add_argument(
         "--prefix",
         type=Path,
@@ -76,6 +90,7 @@ def _build(args: argparse.Namespace) -> int:
         overrides=overrides,
         allow_unpinned=args.allow_unpinned,
         jobs=args.jobs,
+        builds=args.builds,
     )
     report = builder.build(args.only or None)
     if args.json:

@@ -260,9 +260,21 @@ class Toolchain(ABC):
         """Write wrapper scripts / toolchain files under ``workdir``; return the environment
         variables the build commands need."""
 
+    def jobserver(self) -> bool:
+        """Whether plans made with ``jobs=JOBSERVER`` take their parallelism from a GNU make
+        jobserver named in ``MAKEFLAGS`` (ninja >= 1.13, make >= 4.4): the dependency builder
+        then runs independent builds side by side within one budget of compile processes.
+        A toolchain that cannot is built one dependency after another, ``-jN`` each."""
+        return False
+
     @abstractmethod
     def plan(self, recipe: Recipe, name: str, paths: BuildPaths, jobs: int) -> DepPlan:
-        """The pure build plan of dependency ``name`` (no file system access)."""
+        """The pure build plan of dependency ``name`` (no file system access); ``jobs`` is the
+        build tool's job count, or :data:`JOBSERVER` (pass none: the jobserver decides)."""
+
+
+#: ``plan(..., jobs=JOBSERVER)``: no job count on the build commands (see ``jobserver()``).
+JOBSERVER = 0
 
 
 def host_is_windows() -> bool:

@@ -28,6 +28,7 @@ from pillow_variants.errors import ToolchainError
 from pillow_variants.recipe.model import Dependency, Recipe
 from pillow_variants.toolchains.base import (
     INSTALL,
+    JOBSERVER,
     BuildPaths,
     Command,
     Copy,
@@ -519,6 +520,14 @@ class ZigToolchain(Toolchain):
             if not tool:
                 raise ToolchainError(f"the zig toolchain needs {name}: pip install {name}")
 
+    def jobserver(self) -> bool:
+        # ninja learned the jobserver client (fifo form) in 1.13; an older one given no -j
+        # would start CPUs + 2 jobs per build, past the budget
+        if not self.ninja:
+            return False
+        m = re.match(r"(\d+)\.(\d+)", _tool_version((self.ninja, "--version")))
+        return m is not None and (int(m[1]), int(m[2])) >= (1, 13)
+
     # -- files -------------------------------------------------------------------------------
 
     def wrapper(self, tool: str) -> str:
@@ -698,7 +707,9 @@ class ZigToolchain(Toolchain):
             "-DBUILD_TESTING=OFF",
             *plan.options,
         ]
-        build = [self.cmake, "--build", paths.build, "--parallel", str(jobs)]
+        build = [self.cmake, "--build", paths.build]
+        if jobs != JOBSERVER:
+            build += ["--parallel", str(jobs)]
         for t in targets:
             build += ["--target", t]
         return [Command(tuple(configure), paths.source), Command(tuple(build), paths.source)]
@@ -716,7 +727,9 @@ class ZigToolchain(Toolchain):
             f"--prefix={paths.stage}",
             *plan.options,
         ]
-        compile_ = [self.meson, "compile", "-C", paths.build, "-j", str(jobs)]
+        compile_ = [self.meson, "compile", "-C", paths.build]
+        if jobs != JOBSERVER:
+            compile_ += ["-j", str(jobs)]
         return [Command(tuple(setup), paths.source), Command(tuple(compile_), paths.source)]
 
 
