@@ -138,13 +138,17 @@ def publish(session: nox.Session) -> None:
     session.run("pillow-variants", "publish", *session.posargs)
 
 
+BENCH_PARTS = ("audit", "deps", "tags", "sizes", "speed")
+
+
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Print benchmark figures: audit vs delvewheel, deps cold vs warm (serial and concurrent),
-    every tag vs the cold build, per-module sizes against the official wheel.
-    ``-- PART...`` runs only some of: audit, deps, tags, sizes (sizes needs tags' wheels)."""
-    parts = set(session.posargs or ("audit", "deps", "tags", "sizes"))
-    if unknown := parts - {"audit", "deps", "tags", "sizes"}:
+    every tag vs the cold build, per-module sizes and speed (under Wine) against the official
+    wheel. ``-- PART...`` runs only some of: audit, deps, tags, sizes, speed (sizes and speed
+    need tags' wheels)."""
+    parts = set(session.posargs or BENCH_PARTS)
+    if unknown := parts - set(BENCH_PARTS):
         session.error(f"unknown bench part(s): {', '.join(sorted(unknown))}")
     _install_project(session, "zig", "delvewheel")
     wheel = _official_wheel(session)
@@ -157,11 +161,14 @@ def bench(session: nox.Session) -> None:
         shutil.rmtree(dist, ignore_errors=True)
         session.run("python", "scripts/bench_tags.py", "recipes/nanoserver.toml",
                     "--sources-file", _debian_sources(session), "--out", str(dist))  # fmt: skip
-    if "sizes" in parts:
+    if parts & {"sizes", "speed"}:
         ours = sorted(dist.glob("pillow-*-cp313-cp313-win_amd64.whl"))
         if not ours:
             session.error(f"no cp313 wheel in {dist}: run the tags part first")
-        session.run("python", "scripts/bench_sizes.py", wheel, str(ours[0]), "--sections")
+        if "sizes" in parts:
+            session.run("python", "scripts/bench_sizes.py", wheel, str(ours[0]), "--sections")
+        if "speed" in parts:
+            session.run("python", "scripts/bench_speed.py", wheel, str(ours[0]))
 
 
 @nox.session(python=PYTHON)

