@@ -61,7 +61,7 @@ def compare(
     """Table rows (operation, both medians, ours/official) in ``order`` then any other
     operation, and the geometric mean of the ratios of the operations both have."""
     names = list(dict.fromkeys([*order, *official, *ours]))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for op in names:
         a, b = official.get(op), ours.get(op)
         ratio = b / a if a and b else None

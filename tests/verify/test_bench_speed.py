@@ -1,0 +1,225 @@
+"""The speed bench of ``nox -s bench``: scripts/bench_speed.py (pooling, ratios, the geometric
+mean, the table, its arguments) and its payload (package data: payload/speed_bench.py, as
+installed) on this machine's native Pillow; then both together under Wine with the official
+wheel (needs wine64 and PyPI)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from pillow_variants.verify.ladder import payload_file
+from wheelfactory import make_wheel
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_speed.py"
+PAYLOAD = payload_file("speed_bench.py")
+#: Cheap operations: one per kind (geometry, a codec pair) keeps the payload runs short.
+FEW_OPS = "resize BILINEAR,PNG level 6 encode,PNG level 6 decode"
+
+
+def _load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    return _load(SCRIPT, "pv_bench_speed")
+
+
+@pytest.fixture(scope="module")
+def payload() -> ModuleType:
+    return _load(PAYLOAD, "pv_speed_bench")
+
+
+def _run(results: dict[str, list[float]], **extra: dict[str, str]) -> dict:
+    """A payload verdict with these samples."""
+    return {
+        "speed": "ok",
+        "results": {op: {"median_ms": 0.0, "samples_ms": s} for op, s in results.items()},
+        **extra,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# scripts/bench_speed.py
+
+
+def test_samples_are_pooled_over_rounds_before_the_median(bench: ModuleType) -> None:
+    runs = [
+        _run({"a": [1.0, 100.0], "b": [5.0]}),
+        _run({"a": [2.0, 3.0], "b": [7.0]}, skipped={"c": "webp not available"}),
+    ]
+    medians, skipped, errors = bench.pool(runs)
+    # pooled [1, 2, 3, 100] -> 2.5; a median of per-round medians would give 26.75
+    assert medians == {"a": 2.5, "b": 6.0}
+    assert skipped == {"c": "webp not available"} and errors == {}
+
+
+def test_an_operation_that_failed_in_any_round_has_no_figure(bench: ModuleType) -> None:
+    runs = [_run({"a": [1.0], "b": [2.0]}), _run({"b": [2.0]}, errors={"a": "OSError: x"})]
+    medians, _, errors = bench.pool(runs)
+    assert medians == {"b": 2.0} and errors == {"a": "OSError: x"}
+
+
+def test_ratios_and_their_geometric_mean(bench: ModuleType) -> None:
+    official = {"a": 10.0, "b": 10.0, "c": 4.0, "only official": 1.0}
+    ours = {"a": 20.0, "b": 5.0, "c": 4.0, "only ours": 1.0}
+    rows, geomean = bench.compare(official, ours, order=["c", "b"])
+    assert [r["op"] for r in rows] == ["c", "b", "a", "only official", "only ours"]
+    ratio = {r["op"]: r["ratio"] for r in rows}
+    assert ratio == {"a": 2.0, "b": 0.5, "c": 1.0, "only official": None, "only ours": None}
+    assert geomean == pytest.approx(1.0)  # 2 x 0.5 x 1, not the arithmetic mean 1.17
+    _, geomean = bench.compare({"a": 1.0, "b": 1.0}, {"a": 2.0, "b": 8.0})
+    assert geomean == pytest.approx(4.0)
+    assert bench.compare({"a": 1.0}, {}) == (
+        [{"op": "a", "official_ms": 1.0, "ours_ms": None, "ratio": None}],
+        None,
+    )
+
+
+def test_table_shows_skips_and_leaves_them_out_of_the_mean(bench: ModuleType) -> None:
+    rows, geomean = bench.compare({"resize": 10.0, "AVIF encode": 3.0}, {"resize": 12.5})
+    table = bench.format_table(rows, geomean, {"ours": {"AVIF encode": "avif not available"}})
+    lines = table.splitlines()
+    assert lines[1].split() == ["resize", "10.00", "12.50", "1.25"]
+    assert lines[2].split() == ["AVIF", "encode", "3.00", "skip", "-"]
+    assert lines[3].startswith("geometric mean of ratios") and "1.250  (1 operations)" in lines[3]
+    assert lines[4] == "skipped (ours): AVIF encode: avif not available"
+
+
+def test_the_verdict_is_the_last_json_line_of_the_payload(bench: ModuleType) -> None:
+    out = 'Fontconfig warning\n{"not": "it"}\n{"speed": "ok", "results": {}}\nbye\n'
+    assert bench.parse_run(out, "x.whl") == {"speed": "ok", "results": {}}
+    with pytest.raises(SystemExit, match=r"x\.whl: the speed payload printed no verdict: .*boom"):
+        bench.parse_run("Traceback...\nImportError: boom\n", "x.whl")
+
+
+def _script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True)
+
+
+def test_usage_errors(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path)
+    proc = _script(str(wheel), str(tmp_path / "nope.whl"))
+    assert proc.returncode == 2 and "ours wheel" in proc.stderr and "no such file" in proc.stderr
+    proc = _script(str(wheel), str(wheel), "--repeats", "0")
+    assert proc.returncode == 2 and "--repeats and --rounds must be >= 1" in proc.stderr
+    assert _script(str(wheel)).returncode == 2
+
+
+def test_wheels_of_different_tags_are_refused(tmp_path: Path) -> None:
+    a = make_wheel(tmp_path / "a")
+    b = make_wheel(tmp_path / "b", tag="cp312-cp312-win_amd64")
+    proc = _script(str(a), str(b))
+    assert proc.returncode == 1
+    assert "different CPythons (official 3.13, ours 3.12): compare the same tag" in proc.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# payload/speed_bench.py on the native Pillow
+
+
+def _payload(*args: str) -> tuple[int, dict, str]:
+    proc = subprocess.run([sys.executable, str(PAYLOAD), *args], capture_output=True, text=True)
+    lines = proc.stdout.strip().splitlines()
+    return proc.returncode, json.loads(lines[-1]) if lines else {}, proc.stdout + proc.stderr
+
+
+def test_payload_times_the_chosen_operations() -> None:
+    rc, verdict, out = _payload("--repeats", "3", "--warmup", "0", "--ops", FEW_OPS)
+    assert rc == 0, out
+    assert verdict["speed"] == "ok" and verdict["errors"] == {} and verdict["skipped"] == {}
+    assert list(verdict["results"]) == FEW_OPS.split(",")
+    for result in verdict["results"].values():
+        samples = result["samples_ms"]
+        assert len(samples) == 3 and all(s > 0 for s in samples)
+        assert result["median_ms"] == sorted(samples)[1]
+
+
+def test_payload_lists_every_operation_the_issue_asks_for() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(PAYLOAD), "--list"], capture_output=True, text=True, check=True
+    )
+    ops = proc.stdout.splitlines()
+    for word in ("LANCZOS", "CMYK", "GaussianBlur", "SHARPEN", "rotate", "ImageMath I",
+                 "ImageMath F", "ImageChops", "point", "alpha_composite", "JPEG q90 decode",
+                 "PNG", "WebP lossy", "WebP lossless", "TIFF LZW", "TIFF deflate", "JPEG2000",
+                 "ImageCms", "FreeType", "AVIF q75 decode"):  # fmt: skip
+        assert any(word in op for op in ops), word
+
+
+def test_payload_refuses_unknown_operations_and_bad_counts() -> None:
+    rc, _, out = _payload("--ops", "resize BILINEAR,warp drive")
+    assert rc == 2 and "unknown operation(s): warp drive" in out
+    assert _payload("--repeats", "0")[0] == 2
+
+
+def test_a_feature_the_build_lacks_is_skipped_with_its_reason(
+    payload: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import features
+
+    real = features.check
+    monkeypatch.setattr(features, "check", lambda f: False if f == "webp" else real(f))
+    ops = payload.build_ops()
+    wanted = ["WebP lossy q80 encode", "WebP lossless decode", "resize BILINEAR"]
+    verdict = payload.run({o: ops[o] for o in wanted}, 1, 0, echo=lambda _: None)
+    assert verdict["skipped"] == {
+        "WebP lossy q80 encode": "webp not available in this build",
+        "WebP lossless decode": "webp not available in this build",
+    }
+    assert list(verdict["results"]) == ["resize BILINEAR"] and verdict["errors"] == {}
+
+
+def test_an_operation_that_raises_is_an_error_not_a_figure(payload: ModuleType) -> None:
+    def broken() -> object:
+        raise OSError("encoder error -2")
+
+    lines: list[str] = []
+    verdict = payload.run(
+        {"broken codec": lambda: broken, "fine": lambda: object}, 1, 1, lines.append
+    )
+    assert verdict["errors"] == {"broken codec": "OSError: encoder error -2"}
+    assert list(verdict["results"]) == ["fine"]
+    assert lines[0] == "ERROR  broken codec  -- OSError: encoder error -2"
+
+
+def test_synthetic_images_are_deterministic(payload: ModuleType) -> None:
+    a, b = payload.synthetic_rgb(64), payload.synthetic_rgb(64)
+    assert a.mode == "RGB" and a.size == (64, 64) and a.tobytes() == b.tobytes()
+    colors = a.getcolors(64 * 64)  # an image, not a flat fill a codec skips through
+    assert colors is not None and len(colors) > 100
+    assert all(low < high for low, high in a.getextrema())
+
+
+# --------------------------------------------------------------------------------------------
+# Under Wine
+
+
+@pytest.mark.network
+@pytest.mark.wine
+def test_bench_runs_the_payload_under_wine(official_wheel: Path, cache: Path) -> None:
+    """The official wheel against itself, one round, one repeat, three operations: both sides
+    run in the official CPython under Wine and give a figure for every operation."""
+    proc = _script(
+        str(official_wheel), str(official_wheel), "--repeats", "1", "--rounds", "1",
+        "--ops", FEW_OPS, "--json", "--cache-dir", str(cache),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["cpython"] == "3.13.2" and report["errors"] == {"official": {}, "ours": {}}
+    assert [r["op"] for r in report["rows"]] == FEW_OPS.split(",")
+    for row in report["rows"]:
+        assert row["official_ms"] > 0 and row["ours_ms"] > 0 and row["ratio"] > 0
+    assert report["geomean"] > 0
+    assert "round 1/1: official" in proc.stderr and "round 1/1: ours" in proc.stderr
