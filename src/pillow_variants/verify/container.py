@@ -39,7 +39,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pillow_variants import __version__, _log
-from pillow_variants.build import pysdk
 from pillow_variants.errors import ToolchainError, UserError
 from pillow_variants.hashing import file_sha256
 from pillow_variants.pe import is_pe_name
@@ -222,14 +221,9 @@ def plan_wheel(
     if not wheel.is_file():
         raise UserError(f"{wheel}: no such wheel")
     # the same CPython choice as verify wine (its directory reader included)
-    python = ladder.wheel_python(wheel, [ladder._python_of_dir(python_dir)] if python_dir else None)
-    if python_dir is not None:
-        pysdk.check_signatures(python_dir)
-        pristine = python_dir
-    else:
-        pristine = pysdk.embed_runtime(python, cache_dir)
+    python = ladder.runtime_python(wheel, python_dir)
+    pristine, cpython = ladder.pristine_runtime(python, cache_dir, python_dir)
     digits = python.replace(".", "")
-    cpython = pysdk.python_dll_version(pristine / f"python{digits}.dll")
     pth = pristine / f"python{digits}._pth"
     text = pth.read_text(encoding="utf-8") if pth.is_file() else ladder.INSTALLED_PTH
     pe_dirs, _tops = wheel_layout(wheel)

@@ -300,7 +300,7 @@ def run_suite(
     python = ladder.wheel_python(wheel)
     pristine = pristine or pysdk.embed_runtime(python, cache_dir)
     cpython = pysdk.python_dll_version(pristine / f"python{python.replace('.', '')}.dll")
-    prefix = pysdk.sdk_cache_dir(cache_dir).parent / "wine" / "prefix"
+    prefix = ladder.wine_prefix(cache_dir)
     with tempfile.TemporaryDirectory(prefix="pv-suite-") as tmp:
         runtime = Path(tmp) / "python"
         site = ladder.prepare_runtime(pristine, runtime, python)
