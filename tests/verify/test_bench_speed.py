@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -54,45 +55,61 @@ def _run(results: dict[str, list[float]], **extra: dict[str, str]) -> dict:
 # scripts/bench_speed.py
 
 
-def test_samples_are_pooled_over_rounds_before_the_median(bench: ModuleType) -> None:
+def test_samples_are_pooled_over_rounds(bench: ModuleType) -> None:
     runs = [
         _run({"a": [1.0, 100.0], "b": [5.0]}),
         _run({"a": [2.0, 3.0], "b": [7.0]}, skipped={"c": "webp not available"}),
     ]
-    medians, skipped, errors = bench.pool(runs)
-    # pooled [1, 2, 3, 100] -> 2.5; a median of per-round medians would give 26.75
-    assert medians == {"a": 2.5, "b": 6.0}
+    samples, skipped, errors = bench.pool(runs)
+    assert samples == {"a": [1.0, 100.0, 2.0, 3.0], "b": [5.0, 7.0]}
     assert skipped == {"c": "webp not available"} and errors == {}
+    rows, _ = bench.compare(samples, samples)
+    # the median of the pooled [1, 2, 3, 100]; a median of per-round medians would be 26.75
+    assert rows[0]["official_ms"] == 2.5 and rows[1]["official_ms"] == 6.0
+    rows, _ = bench.compare(samples, samples, stat="min")
+    assert rows[0]["official_ms"] == 1.0 and rows[1]["official_ms"] == 5.0
 
 
 def test_an_operation_that_failed_in_any_round_has_no_figure(bench: ModuleType) -> None:
     runs = [_run({"a": [1.0], "b": [2.0]}), _run({"b": [2.0]}, errors={"a": "OSError: x"})]
-    medians, _, errors = bench.pool(runs)
-    assert medians == {"b": 2.0} and errors == {"a": "OSError: x"}
+    samples, _, errors = bench.pool(runs)
+    assert samples == {"b": [2.0, 2.0]} and errors == {"a": "OSError: x"}
 
 
 def test_ratios_and_their_geometric_mean(bench: ModuleType) -> None:
-    official = {"a": 10.0, "b": 10.0, "c": 4.0, "only official": 1.0}
-    ours = {"a": 20.0, "b": 5.0, "c": 4.0, "only ours": 1.0}
+    official = {"a": [10.0], "b": [10.0], "c": [4.0], "only official": [1.0]}
+    ours = {"a": [20.0], "b": [5.0], "c": [4.0], "only ours": [1.0]}
     rows, geomean = bench.compare(official, ours, order=["c", "b"])
     assert [r["op"] for r in rows] == ["c", "b", "a", "only official", "only ours"]
     ratio = {r["op"]: r["ratio"] for r in rows}
     assert ratio == {"a": 2.0, "b": 0.5, "c": 1.0, "only official": None, "only ours": None}
     assert geomean == pytest.approx(1.0)  # 2 x 0.5 x 1, not the arithmetic mean 1.17
-    _, geomean = bench.compare({"a": 1.0, "b": 1.0}, {"a": 2.0, "b": 8.0})
+    _, geomean = bench.compare({"a": [1.0], "b": [1.0]}, {"a": [2.0], "b": [8.0]})
     assert geomean == pytest.approx(4.0)
-    assert bench.compare({"a": 1.0}, {}) == (
-        [{"op": "a", "official_ms": 1.0, "ours_ms": None, "ratio": None}],
-        None,
-    )
+    rows, geomean = bench.compare({"a": [1.0]}, {})
+    assert rows == [{"op": "a", "official_ms": 1.0, "ours_ms": None, "ratio": None, "spread": None}]
+    assert geomean is None
+
+
+def test_spread_is_the_larger_relative_interquartile_range(bench: ModuleType) -> None:
+    steady, noisy = [10.0, 10.0, 10.0, 10.0, 10.0], [8.0, 9.0, 10.0, 11.0, 30.0]
+    assert bench.spread(steady) == 0.0
+    q1, q2, q3 = statistics.quantiles(noisy, n=4)
+    assert bench.spread(noisy) == pytest.approx((q3 - q1) / q2)
+    assert bench.spread([1.0, 2.0, 3.0]) is None  # too few samples for quartiles
+    rows, _ = bench.compare({"a": steady}, {"a": noisy})
+    assert rows[0]["spread"] == pytest.approx((q3 - q1) / q2)
 
 
 def test_table_shows_skips_and_leaves_them_out_of_the_mean(bench: ModuleType) -> None:
-    rows, geomean = bench.compare({"resize": 10.0, "AVIF encode": 3.0}, {"resize": 12.5})
+    rows, geomean = bench.compare(
+        {"resize": [10.0] * 4, "AVIF encode": [3.0]}, {"resize": [12.0, 12.0, 13.0, 13.0]}
+    )
     table = bench.format_table(rows, geomean, {"ours": {"AVIF encode": "avif not available"}})
     lines = table.splitlines()
-    assert lines[1].split() == ["resize", "10.00", "12.50", "1.25"]
-    assert lines[2].split() == ["AVIF", "encode", "3.00", "skip", "-"]
+    assert lines[0].split() == ["operation", "official", "ms", "ours", "ms", "ours/off", "spread"]
+    assert lines[1].split() == ["resize", "10.00", "12.50", "1.25", "8%"]
+    assert lines[2].split() == ["AVIF", "encode", "3.00", "skip", "-", "-"]
     assert lines[3].startswith("geometric mean of ratios") and "1.250  (1 operations)" in lines[3]
     assert lines[4] == "skipped (ours): AVIF encode: avif not available"
 
@@ -114,6 +131,8 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "ours wheel" in proc.stderr and "no such file" in proc.stderr
     proc = _script(str(wheel), str(wheel), "--repeats", "0")
     assert proc.returncode == 2 and "--repeats and --rounds must be >= 1" in proc.stderr
+    proc = _script(str(wheel), str(wheel), "--stat", "mean")
+    assert proc.returncode == 2 and "invalid choice: 'mean'" in proc.stderr
     assert _script(str(wheel)).returncode == 2
 
 
@@ -223,5 +242,8 @@ def test_bench_runs_the_payload_under_wine(official_wheel: Path, cache: Path) ->
     assert [r["op"] for r in report["rows"]] == FEW_OPS.split(",")
     for row in report["rows"]:
         assert row["official_ms"] > 0 and row["ours_ms"] > 0 and row["ratio"] > 0
-    assert report["geomean"] > 0
+    assert report["geomean"] > 0 and report["stat"] == "median"
+    assert {op: len(s) for op, s in report["samples_ms"]["ours"].items()} == dict.fromkeys(
+        FEW_OPS.split(","), 1
+    )
     assert "round 1/1: official" in proc.stderr and "round 1/1: ours" in proc.stderr
