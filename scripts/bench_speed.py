@@ -2,17 +2,24 @@
 """Speed table: the same Pillow operations timed with the official wheel and with ours.
 
     python scripts/bench_speed.py OFFICIAL.whl OURS.whl [--repeats N] [--rounds R] [--ops A,B]
-        [--json] [--cache-dir DIR]
+        [--stat median|min] [--json] [--cache-dir DIR] [-v]
 
-Issue #17: slim wheels must not be slow ones. Both wheels (same CPython tag) are installed in
-turn into the official embeddable CPython and run the payload ``payload/speed_bench.py`` under
+Issue #17: slim wheels must not be slow ones. Both wheels (same CPython tag) are installed into
+copies of the official embeddable CPython and run the payload ``payload/speed_bench.py`` under
 Wine, which runs the x86-64 code natively: the operations are CPU-bound, so the timings compare
-the compiled code. The runs alternate (official, ours, then ours, official, ...) for
-``--rounds`` rounds, so drift of a shared machine hits both wheels alike; each wheel's samples of
-an operation are pooled over the rounds and their median is its figure. The table gives, per
-operation, both medians and ours/official (above 1: ours is slower), and the geometric mean of
-those ratios over the operations both wheels have. An operation a wheel lacks the feature for
-is shown as skipped, with the reason, and left out of the mean. Exit 1 if an operation raised.
+the compiled code. The two runs go at the same time but take turns, sample by sample (the
+payload's ``--lockstep``): on a machine others load, a timing of ours and one of the official
+wheel's are always taken a few milliseconds apart, under the same load. (One run after the
+other, measured on this 2-core machine at load 3-5: the geometric mean moved between 0.72 and
+1.02 from run to run; by turns, between 0.84 and 0.87.) ``--rounds`` repeats that, the other
+wheel first in every other round; each wheel's samples of an operation are pooled over the
+rounds and their median (``--stat min``: their minimum) is its figure.
+
+The table gives, per operation, both figures, ours/official (above 1: ours is slower) and the
+spread of that ratio (interquartile range / median of the sample-by-sample ratios: a ratio
+within about that of 1 is no difference this run can show), and the geometric mean of the
+ratios over the operations both wheels have. An operation a wheel lacks the feature for is
+shown as skipped, with the reason, and left out of the mean. Exit 1 if an operation raised.
 """
 
 from __future__ import annotations
@@ -21,13 +28,15 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from pillow_variants import _log
 from pillow_variants.errors import UserError
-from pillow_variants.verify import ladder
+from pillow_variants.verify import ladder, wine
 
 KEY = "speed"  # the key of the payload's JSON verdict line
 
@@ -63,13 +72,17 @@ def pool(
     return {op: s for op, s in samples.items() if op not in errors}, skipped, errors
 
 
-def spread(samples: Sequence[float]) -> float | None:
-    """Interquartile range / median of one operation's samples (None for fewer than 4): how
-    far apart the timings of the same work were, so how large a ratio the noise can make."""
-    if len(samples) < 4:
+def spread(official: Sequence[float], ours: Sequence[float]) -> float | None:
+    """Interquartile range / median of the sample-by-sample ratios ours/official (None for
+    fewer than 4 pairs, or samples that do not pair up): how far the ratio of two timings taken
+    side by side moves from one pair to the next, so how much of a ratio the noise can make."""
+    if len(official) != len(ours) or len(official) < 4:
         return None
-    q1, q2, q3 = statistics.quantiles(samples, n=4)
-    return (q3 - q1) / q2 if q2 > 0 else None
+    ratios = [b / a for a, b in zip(official, ours, strict=True) if a > 0]
+    if len(ratios) < 4:
+        return None
+    q1, q2, q3 = statistics.quantiles(ratios, n=4)
+    return (q3 - q1) / q2
 
 
 def compare(
@@ -79,22 +92,22 @@ def compare(
     stat: str = "median",
 ) -> tuple[list[dict[str, Any]], float | None]:
     """Table rows in ``order`` then any other operation: both figures (``stat`` of each side's
-    samples), ours/official, and the larger spread of the two sides; and the geometric mean
-    of the ratios of the operations both have."""
+    samples), ours/official and its :func:`spread`; and the geometric mean of the ratios of the
+    operations both have. The samples pair up in order: both sides' runs are pooled round by
+    round, and within a run the two wheels took turns sample by sample."""
     figure = STATS[stat]
     names = list(dict.fromkeys([*order, *official, *ours]))
     rows: list[dict[str, Any]] = []
     for op in names:
         sa, sb = official.get(op), ours.get(op)
         a, b = (figure(sa) if sa else None), (figure(sb) if sb else None)
-        spreads = [x for x in (spread(sa or []), spread(sb or [])) if x is not None]
         rows.append(
             {
                 "op": op,
                 "official_ms": a,
                 "ours_ms": b,
                 "ratio": b / a if a and b else None,
-                "spread": max(spreads) if a and b and spreads else None,
+                "spread": spread(sa, sb) if sa and sb else None,
             }
         )
     ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
@@ -133,36 +146,68 @@ def _echo(line: str) -> None:
         _log.debug(f"  {line}")
 
 
+def win_path(path: Path) -> str:
+    """``path`` as a Windows program under Wine names it (Wine's drive Z: is the Unix root)."""
+    return "Z:" + str(path.resolve()).replace("/", "\\")
+
+
+def run_pair(
+    wheels: dict[str, Path], payload_args: list[str], **run_kw: Any
+) -> dict[str, dict[str, Any]]:
+    """Both wheels' payload runs at once, taking turns sample by sample (the payload's
+    ``--lockstep``; the first wheel of ``wheels`` goes first); side -> its verdict. A run that
+    ends without a verdict makes the other give up at its next turn."""
+    script = ladder.payload_file("speed_bench.py")
+    with tempfile.TemporaryDirectory(prefix="pv-speed-turns-") as tmp:
+        turns = Path(tmp)
+
+        def one(index: int, side: str) -> tuple[wine.WineRun, dict[str, Any] | None]:
+            args = [*payload_args, "--lockstep", win_path(turns), "--side", str(index)]
+            result = ladder.run_payload(wheels[side], script, args, on_line=_echo, **run_kw)
+            verdict = ladder.parse_smoke_output(result.stdout, KEY)
+            if verdict is None:
+                (turns / "abort").touch()
+            return result, verdict
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = {side: pool.submit(one, i, side) for i, side in enumerate(wheels)}
+            (turns / "t0").touch()
+            done = {side: f.result() for side, f in futures.items()}
+    verdicts: dict[str, dict[str, Any]] = {}
+    for side, (result, verdict) in done.items():
+        name = wheels[side].name
+        if result.timed_out:
+            raise SystemExit(f"{name}: the speed payload timed out")
+        verdicts[side] = verdict or parse_run(result.stdout + result.stderr, name)
+        _log.progress(f"  {side}: {result.seconds:.1f} s under Wine")
+    return verdicts
+
+
 def run_rounds(
     wheels: dict[str, Path], payload_args: list[str], rounds: int, cache_dir: Path | None
 ) -> tuple[dict[str, list[dict[str, Any]]], str]:
-    """Run the payload ``rounds`` times per wheel, alternating the order each round;
-    side -> its verdicts, and the exact CPython used."""
+    """Run both wheels' payloads ``rounds`` times in lockstep (:func:`run_pair`), the other
+    wheel first in every other round; side -> its verdicts, and the exact CPython used."""
     pythons = {side: ladder.runtime_python(w) for side, w in wheels.items()}
     if len(set(pythons.values())) != 1:
         got = ", ".join(f"{side} {py}" for side, py in pythons.items())
         raise SystemExit(f"the wheels need different CPythons ({got}): compare the same tag")
     python = next(iter(pythons.values()))
     pristine, cpython = ladder.pristine_runtime(python, cache_dir)
-    script = ladder.payload_file("speed_bench.py")
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in wheels}
     sides = list(wheels)
     for i in range(rounds):
-        for side in sides if i % 2 == 0 else sides[::-1]:
-            _log.progress(f"round {i + 1}/{rounds}: {side} ({wheels[side].name})")
-            result = ladder.run_payload(
-                wheels[side],
-                script,
-                payload_args,
-                python=python,
-                pristine=pristine,
-                prefix=ladder.wine_prefix(cache_dir),
-                on_line=_echo,
-            )
-            if result.timed_out:
-                raise SystemExit(f"{wheels[side].name}: the speed payload timed out")
-            runs[side].append(parse_run(result.stdout + "\n", wheels[side].name))
-            _log.progress(f"  {result.seconds:.1f} s under Wine")
+        order = sides if i % 2 == 0 else sides[::-1]
+        _log.progress(f"round {i + 1}/{rounds}: {' and '.join(order)} by turns")
+        verdicts = run_pair(
+            {side: wheels[side] for side in order},
+            payload_args,
+            python=python,
+            pristine=pristine,
+            prefix=ladder.wine_prefix(cache_dir),
+        )
+        for side, verdict in verdicts.items():
+            runs[side].append(verdict)
     return runs, cpython
 
 
@@ -213,8 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(
             f"CPython {cpython} under Wine; {args.rounds} rounds x {args.repeats} repeats;"
-            f" {args.stat} of the pooled samples; spread: the larger interquartile range"
-            " / median of the two sides"
+            f" {args.stat} of the pooled samples; spread: interquartile range / median of the"
+            " sample-by-sample ratios"
         )
         print(format_table(rows, geomean, skipped))
         for side, errs in errors.items():

@@ -91,19 +91,23 @@ def test_ratios_and_their_geometric_mean(bench: ModuleType) -> None:
     assert geomean is None
 
 
-def test_spread_is_the_larger_relative_interquartile_range(bench: ModuleType) -> None:
-    steady, noisy = [10.0, 10.0, 10.0, 10.0, 10.0], [8.0, 9.0, 10.0, 11.0, 30.0]
-    assert bench.spread(steady) == 0.0
-    q1, q2, q3 = statistics.quantiles(noisy, n=4)
-    assert bench.spread(noisy) == pytest.approx((q3 - q1) / q2)
-    assert bench.spread([1.0, 2.0, 3.0]) is None  # too few samples for quartiles
-    rows, _ = bench.compare({"a": steady}, {"a": noisy})
+def test_spread_is_that_of_the_sample_by_sample_ratios(bench: ModuleType) -> None:
+    """A load that slows both sides alike moves each side's samples but not their ratios."""
+    official, ours = [10.0, 20.0, 40.0, 80.0, 10.0], [11.0, 22.0, 44.0, 88.0, 11.0]
+    assert bench.spread(official, ours) == pytest.approx(0.0)
+    noisy = [11.0, 18.0, 44.0, 120.0, 12.0]
+    ratios = [b / a for a, b in zip(official, noisy, strict=True)]
+    q1, q2, q3 = statistics.quantiles(ratios, n=4)
+    assert bench.spread(official, noisy) == pytest.approx((q3 - q1) / q2)
+    assert bench.spread([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) is None  # too few pairs
+    assert bench.spread(official, ours[:4]) is None  # samples that do not pair up
+    rows, _ = bench.compare({"a": official}, {"a": noisy})
     assert rows[0]["spread"] == pytest.approx((q3 - q1) / q2)
 
 
 def test_table_shows_skips_and_leaves_them_out_of_the_mean(bench: ModuleType) -> None:
     rows, geomean = bench.compare(
-        {"resize": [10.0] * 4, "AVIF encode": [3.0]}, {"resize": [12.0, 12.0, 13.0, 13.0]}
+        {"resize": [10.0] * 4, "AVIF encode": [3.0]}, {"resize": [12.0, 13.0, 12.0, 13.0]}
     )
     table = bench.format_table(rows, geomean, {"ours": {"AVIF encode": "avif not available"}})
     lines = table.splitlines()
@@ -149,9 +153,12 @@ def test_wheels_of_different_tags_are_refused(tmp_path: Path) -> None:
 
 
 def _payload(*args: str) -> tuple[int, dict, str]:
-    proc = subprocess.run([sys.executable, str(PAYLOAD), *args], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(PAYLOAD), *args], capture_output=True, text=True, timeout=120
+    )
     lines = proc.stdout.strip().splitlines()
-    return proc.returncode, json.loads(lines[-1]) if lines else {}, proc.stdout + proc.stderr
+    verdict = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
+    return proc.returncode, verdict, proc.stdout + proc.stderr
 
 
 def test_payload_times_the_chosen_operations() -> None:
@@ -215,6 +222,34 @@ def test_an_operation_that_raises_is_an_error_not_a_figure(payload: ModuleType) 
     assert lines[0] == "ERROR  broken codec  -- OSError: encoder error -2"
 
 
+def test_two_runs_take_turns_sample_by_sample(tmp_path: Path) -> None:
+    """Two payload processes in lockstep: each turn's file is written once, in order, and the
+    runs interleave: side 1 times sample j only after side 0 has timed its sample j."""
+    args = [sys.executable, str(PAYLOAD), "--repeats", "2", "--ops", FEW_OPS]
+    args += ["--lockstep", str(tmp_path)]
+    procs = [
+        subprocess.Popen([*args, "--side", str(side)], stdout=subprocess.PIPE, text=True)
+        for side in (0, 1)
+    ]
+    (tmp_path / "t0").touch()
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    verdicts = [json.loads(out.strip().splitlines()[-1]) for out in outs]
+    assert all(list(v["results"]) == FEW_OPS.split(",") for v in verdicts)
+    slots = 3 * (1 + 2) * 2  # operations x (setup + repeats) x sides
+    turns = sorted(int(p.name[1:]) for p in tmp_path.glob("t*"))
+    assert turns == list(range(slots + 1))
+    times = [(tmp_path / f"t{n}").stat().st_mtime_ns for n in turns]
+    assert times == sorted(times)
+
+
+def test_a_run_gives_up_when_its_peer_ended_without_a_verdict(tmp_path: Path) -> None:
+    (tmp_path / "t0").touch()  # side 0's first turn: never taken, side 1 waits for t1
+    (tmp_path / "abort").touch()
+    rc, _, out = _payload("--ops", FEW_OPS, "--lockstep", str(tmp_path), "--side", "1")
+    assert rc == 1 and "turn 1: the peer ended without a verdict" in out
+
+
 def test_synthetic_images_are_deterministic(payload: ModuleType) -> None:
     a, b = payload.synthetic_rgb(64), payload.synthetic_rgb(64)
     assert a.mode == "RGB" and a.size == (64, 64) and a.tobytes() == b.tobytes()
@@ -231,7 +266,8 @@ def test_synthetic_images_are_deterministic(payload: ModuleType) -> None:
 @pytest.mark.wine
 def test_bench_runs_the_payload_under_wine(official_wheel: Path, cache: Path) -> None:
     """The official wheel against itself, one round, one repeat, three operations: both sides
-    run in the official CPython under Wine and give a figure for every operation."""
+    run in the official CPython under Wine, by turns (the turn files are found through Wine's
+    drive Z:, or the runs would wait), and give a figure for every operation."""
     proc = _script(
         str(official_wheel), str(official_wheel), "--repeats", "1", "--rounds", "1",
         "--ops", FEW_OPS, "--json", "--cache-dir", str(cache),
@@ -246,4 +282,4 @@ def test_bench_runs_the_payload_under_wine(official_wheel: Path, cache: Path) ->
     assert {op: len(s) for op, s in report["samples_ms"]["ours"].items()} == dict.fromkeys(
         FEW_OPS.split(","), 1
     )
-    assert "round 1/1: official" in proc.stderr and "round 1/1: ours" in proc.stderr
+    assert "round 1/1: official and ours by turns" in proc.stderr

@@ -12,9 +12,10 @@ so every run times exactly the same work; natural-looking rather than noise, bec
 behave very differently on noise.
 
 Each operation is timed with ``time.perf_counter``: ``--warmup`` untimed calls, then
-``--repeats`` timed ones; the result is every sample and their median. An operation whose
-feature the build lacks (``PIL.features``) is skipped with the reason; one that raises is an
-error (exit 1) -- a bench must not quietly time a broken codec.
+``--repeats`` timed ones; the result is every sample and their median. With ``--lockstep DIR
+--side 0|1`` two runs (one per wheel) take turns, sample by sample (:class:`Baton`). An
+operation whose feature the build lacks (``PIL.features``) is skipped with the reason; one that
+raises is an error (exit 1) -- a bench must not quietly time a broken codec.
 
 Output: one line per operation, then as the LAST line a JSON object
 ``{"speed": "ok"|"error", "results": {op: {"median_ms", "samples_ms"}}, "skipped": {op: why},
@@ -26,12 +27,14 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import platform
 import statistics
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 #: Side of the large test image (resize, convert: the cheap per-pixel operations).
@@ -202,16 +205,47 @@ def build_ops() -> dict[str, Callable[[], Callable[[], Any]]]:
     return ops
 
 
-def time_op(fn: Callable[[], Any], repeats: int, warmup: int) -> list[float]:
-    """``warmup`` untimed calls, then ``repeats`` timed ones: the samples in milliseconds."""
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000.0)
-    return samples
+class Baton:
+    """Turns shared with a peer process (the other wheel's run of this program), so that the
+    two runs time the same operation by turns, sample by sample: a machine that others load
+    slows both alike, where runs one after the other would each meet a different load.
+
+    The turns are numbered slots: side 0 owns the even ones, side 1 the odd ones, and slot
+    ``n`` begins when the file ``t<n>`` exists in the shared ``directory`` (the driver writes
+    ``t0``; the end of slot ``n`` writes ``t<n+1>``). A file that appears is the only signal:
+    nothing is ever rewritten or opened by both, so no Windows sharing rule can interfere.
+    A file ``abort`` (the driver's, when the peer died without a verdict) ends the wait.
+    Both sides walk the same operation list and hold a turn even for an operation they skip.
+    Without a ``directory`` every turn is free (a run on its own).
+    """
+
+    def __init__(self, directory: str | None = None, side: int = 0, timeout: float = 600) -> None:
+        self.directory, self.slot, self.timeout = directory, side, timeout
+
+    def _path(self, slot: int) -> str:
+        return os.path.join(self.directory or "", f"t{slot}")
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        if self.directory is None:
+            yield
+            return
+        deadline = time.monotonic() + self.timeout
+        while not os.path.exists(self._path(self.slot)):
+            if os.path.exists(os.path.join(self.directory, "abort")):
+                raise RuntimeError(f"turn {self.slot}: the peer ended without a verdict")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no turn {self.slot} after {self.timeout:.0f} s: peer gone?")
+            time.sleep(0.002)
+        try:
+            yield
+        finally:
+            open(self._path(self.slot + 1), "w").close()
+            self.slot += 2
+
+
+def _error(exc: BaseException) -> str:
+    return traceback.format_exception_only(type(exc), exc)[-1].strip()
 
 
 def run(
@@ -219,25 +253,47 @@ def run(
     repeats: int,
     warmup: int,
     echo: Callable[[str], None] = print,
+    baton: Baton | None = None,
 ) -> dict[str, Any]:
-    """Set up and time every operation; the verdict (the JSON object printed last)."""
+    """Set up and time every operation; the verdict (the JSON object printed last).
+
+    Per operation, one turn of the ``baton`` for the setup and the ``warmup`` untimed calls,
+    then one turn per timed call (``time.perf_counter``, milliseconds)."""
+    baton = baton or Baton()
     results: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
     errors: dict[str, str] = {}
     for name, setup in ops.items():
-        try:
-            fn = setup()
-            samples = time_op(fn, repeats, warmup)
-        except Unavailable as exc:
-            skipped[name] = str(exc)
-            echo(f"SKIP   {name}  -- {exc}")
-            continue
-        except Exception as exc:  # noqa: BLE001 - reported per operation, the others still run
-            errors[name] = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            echo(f"ERROR  {name}  -- {errors[name]}")
+        fn: Callable[[], Any] | None = None
+        with baton.turn():
+            try:
+                fn = setup()
+                for _ in range(warmup):
+                    fn()
+            except Unavailable as exc:
+                skipped[name] = str(exc)
+                echo(f"SKIP   {name}  -- {exc}")
+                fn = None
+            except Exception as exc:  # noqa: BLE001 - reported per operation, the others run
+                errors[name] = _error(exc)
+                echo(f"ERROR  {name}  -- {errors[name]}")
+                fn = None
+        samples: list[float] = []
+        for _ in range(repeats):
+            with baton.turn():
+                if fn is None:
+                    continue
+                try:
+                    start = time.perf_counter()
+                    fn()
+                    samples.append((time.perf_counter() - start) * 1000.0)
+                except Exception as exc:  # noqa: BLE001 - as above
+                    errors[name], fn = _error(exc), None
+                    echo(f"ERROR  {name}  -- {errors[name]}")
+        if fn is None:
             continue
         median = statistics.median(samples)
-        rounded = [round(s, 3) for s in samples]
+        rounded = [round(x, 3) for x in samples]
         results[name] = {"median_ms": round(median, 3), "samples_ms": rounded}
         echo(f"{median:9.2f} ms  {name}")
     return {"results": results, "skipped": skipped, "errors": errors}
@@ -252,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--list", action="store_true", help="print the operation names")
     parser.add_argument("--quiet", action="store_true", help="print only the JSON line")
+    parser.add_argument("--lockstep", metavar="DIR", help="take turns with a peer (see Baton)")
+    parser.add_argument("--side", type=int, choices=(0, 1), default=0, help="turns: 0 or 1")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be >= 1 and --warmup >= 0")
@@ -267,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown operation(s): {', '.join(unknown)} (see --list)")
         ops = {o: ops[o] for o in wanted}
-    verdict = run(ops, args.repeats, args.warmup, echo=(lambda _: None) if args.quiet else print)
+    echo: Callable[[str], None] = (lambda _: None) if args.quiet else print
+    verdict = run(ops, args.repeats, args.warmup, echo, Baton(args.lockstep, args.side))
     print(
         json.dumps(
             {
