@@ -41,12 +41,19 @@ from pillow_variants.verify import ladder, wine
 KEY = "speed"  # the key of the payload's JSON verdict line
 
 
-def parse_run(stdout: str, wheel: str) -> dict[str, Any]:
-    """The payload's verdict (its last JSON line); SystemExit naming the wheel if none."""
-    verdict = ladder.parse_smoke_output(stdout, KEY)
+class NoVerdict(Exception):
+    """A payload run ended without its JSON verdict (crashed, killed, gave up)."""
+
+
+def parse_run(result: wine.WineRun, wheel: str) -> dict[str, Any]:
+    """The payload's verdict (its last JSON line on stdout); NoVerdict naming the wheel and
+    quoting the end of its output (a traceback goes to stderr) if there is none."""
+    verdict = ladder.parse_smoke_output(result.stdout, KEY)
     if verdict is None:
-        tail = stdout.strip().splitlines()[-3:]
-        raise SystemExit(f"{wheel}: the speed payload printed no verdict: {' | '.join(tail)}")
+        if result.timed_out:
+            raise NoVerdict(f"{wheel}: the speed payload timed out")
+        tail = " | ".join((result.stdout + result.stderr).strip().splitlines()[-3:])
+        raise NoVerdict(f"{wheel}: the speed payload printed no verdict: {tail}")
     return verdict
 
 
@@ -161,25 +168,30 @@ def run_pair(
     with tempfile.TemporaryDirectory(prefix="pv-speed-turns-") as tmp:
         turns = Path(tmp)
 
-        def one(index: int, side: str) -> tuple[wine.WineRun, dict[str, Any] | None]:
+        def one(index: int, side: str) -> tuple[float, dict[str, Any] | str]:
+            """A wheel's run: its seconds and verdict, or why it has none."""
             args = [*payload_args, "--lockstep", win_path(turns), "--side", str(index)]
             result = ladder.run_payload(wheels[side], script, args, on_line=_echo, **run_kw)
-            verdict = ladder.parse_smoke_output(result.stdout, KEY)
-            if verdict is None:
-                (turns / "abort").touch()
-            return result, verdict
+            try:
+                return result.seconds, parse_run(result, wheels[side].name)
+            except NoVerdict as exc:
+                (turns / "abort").touch()  # the peer would wait for this run's next turn
+                return result.seconds, str(exc)
 
         with ThreadPoolExecutor(max_workers=2) as pool:
             futures = {side: pool.submit(one, i, side) for i, side in enumerate(wheels)}
             (turns / "t0").touch()
             done = {side: f.result() for side, f in futures.items()}
     verdicts: dict[str, dict[str, Any]] = {}
-    for side, (result, verdict) in done.items():
-        name = wheels[side].name
-        if result.timed_out:
-            raise SystemExit(f"{name}: the speed payload timed out")
-        verdicts[side] = verdict or parse_run(result.stdout + result.stderr, name)
-        _log.progress(f"  {side}: {result.seconds:.1f} s under Wine")
+    failures: list[str] = []  # both runs' (the peer of a crashed run gave up: say both)
+    for side, (seconds, verdict) in done.items():
+        if isinstance(verdict, str):
+            failures.append(verdict)
+        else:
+            verdicts[side] = verdict
+            _log.progress(f"  {side}: {seconds:.1f} s under Wine")
+    if failures:
+        raise SystemExit("\n".join(failures))
     return verdicts
 
 
@@ -216,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("official", type=Path, help="the official wheel")
     ap.add_argument("ours", type=Path, help="our wheel of the same CPython tag")
     ap.add_argument("--repeats", type=int, default=5, help="timed calls per operation and run")
-    ap.add_argument("--rounds", type=int, default=2, help="runs per wheel, alternating")
+    ap.add_argument(
+        "--rounds", type=int, default=2, help="both wheels by turns, R times (first alternates)"
+    )
     ap.add_argument("--ops", help="comma-separated operations (default: all of the payload's)")
     ap.add_argument("--stat", choices=sorted(STATS), default="median", help="figure per side")
     ap.add_argument("--json", action="store_true", help="print the table and samples as JSON")

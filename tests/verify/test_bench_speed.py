@@ -15,6 +15,7 @@ from types import ModuleType
 
 import pytest
 
+from pillow_variants.verify import wine
 from pillow_variants.verify.ladder import payload_file
 from wheelfactory import make_wheel
 
@@ -119,10 +120,15 @@ def test_table_shows_skips_and_leaves_them_out_of_the_mean(bench: ModuleType) ->
 
 
 def test_the_verdict_is_the_last_json_line_of_the_payload(bench: ModuleType) -> None:
+    def result(stdout: str, stderr: str = "", timed_out: bool = False) -> wine.WineRun:
+        return wine.WineRun(None if timed_out else 1, stdout, stderr, 1.0, timed_out)
+
     out = 'Fontconfig warning\n{"not": "it"}\n{"speed": "ok", "results": {}}\nbye\n'
-    assert bench.parse_run(out, "x.whl") == {"speed": "ok", "results": {}}
-    with pytest.raises(SystemExit, match=r"x\.whl: the speed payload printed no verdict: .*boom"):
-        bench.parse_run("Traceback...\nImportError: boom\n", "x.whl")
+    assert bench.parse_run(result(out), "x.whl") == {"speed": "ok", "results": {}}
+    with pytest.raises(bench.NoVerdict, match=r"^x\.whl: .* no verdict: started \| .*: boom$"):
+        bench.parse_run(result("started\n", "Traceback...\nImportError: boom\n"), "x.whl")
+    with pytest.raises(bench.NoVerdict, match=r"^x\.whl: the speed payload timed out$"):
+        bench.parse_run(result("started\n", timed_out=True), "x.whl")
 
 
 def _script(*args: str) -> subprocess.CompletedProcess[str]:
