@@ -10,6 +10,7 @@ import json
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -129,6 +130,33 @@ def test_the_verdict_is_the_last_json_line_of_the_payload(bench: ModuleType) -> 
         bench.parse_run(result("started\n", "Traceback...\nImportError: boom\n"), "x.whl")
     with pytest.raises(bench.NoVerdict, match=r"^x\.whl: the speed payload timed out$"):
         bench.parse_run(result("started\n", timed_out=True), "x.whl")
+
+
+def test_a_crashed_run_stops_its_peer_and_both_are_reported(
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The driver's side of the lockstep: the run that dies without a verdict gets an
+    ``abort`` file written for its peer (which would otherwise wait for its next turn)."""
+
+    def fake_run_payload(wheel: Path, script: Path, args: list[str], **kw: object) -> wine.WineRun:
+        assert script == PAYLOAD and kw["python"] == "3.13"
+        turns = Path(args[args.index("--lockstep") + 1][2:].replace("\\", "/"))
+        if args[args.index("--side") + 1] == "0":
+            return wine.WineRun(1, "", "ImportError: DLL load failed\n", 1.0, False)
+        for _ in range(500):  # the peer: gives up once the driver says so
+            if (turns / "abort").exists():
+                return wine.WineRun(1, "", "RuntimeError: turn 1: the peer ended\n", 1.0, False)
+            time.sleep(0.01)
+        return wine.WineRun(None, "", "", 5.0, True)
+
+    monkeypatch.setattr(bench.ladder, "run_payload", fake_run_payload)
+    wheels = {"official": tmp_path / "a.whl", "ours": tmp_path / "b.whl"}
+    with pytest.raises(SystemExit) as exc:
+        bench.run_pair(wheels, ["--repeats", "1"], python="3.13")
+    assert str(exc.value).splitlines() == [
+        "a.whl: the speed payload printed no verdict: ImportError: DLL load failed",
+        "b.whl: the speed payload printed no verdict: RuntimeError: turn 1: the peer ended",
+    ]
 
 
 def _script(*args: str) -> subprocess.CompletedProcess[str]:
