@@ -58,6 +58,38 @@ def test_a_mapped_file_reads_as_its_bytes(pe_dir: Path, tmp_path: Path) -> None:
     assert mapped.exports.forwarders == {"Fwd": "other.Target", "FwdOrd": "other.#7"}
 
 
+@pytest.mark.parametrize("nul_at", [70_000, None], ids=["string", "no-nul"])
+def test_a_long_slice_of_a_map_behaves_as_its_bytes(tmp_path: Path, nul_at: int | None) -> None:
+    """Long slices of a MappedPE are windows on the map, not copies; whatever pefile does with
+    one (measure it, find a NUL and cut a string, or keep it whole when there is no NUL) gives
+    what the bytes give."""
+    import mmap
+
+    import pefile
+
+    from pillow_variants.pe import _WINDOW, MappedPE
+
+    raw = bytearray(b"A" * 200_000)
+    if nul_at is not None:
+        raw[nul_at] = 0
+    path = tmp_path / "blob"
+    path.write_bytes(bytes(raw))
+    pe = pefile.PE.__new__(pefile.PE)  # only get_string_from_data, which reads no state
+    with path.open("rb") as fh, MappedPE(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
+        window = view[10 : 10 + _WINDOW + 1]
+        assert not isinstance(window, bytes) and len(window) == _WINDOW + 1
+        assert (
+            view[10:20] == raw[10:20] and window[5] == raw[15] and window[-1] == raw[_WINDOW + 10]
+        )
+        expected = bytes(raw[10:])
+        got = pe.get_string_from_data(0, view[10:])
+        want = pe.get_string_from_data(0, expected)
+        assert got == want and bytes(got) == want and hash(got) == hash(want)
+        assert got.decode("ascii") == want.decode("ascii")
+        assert window.find(b"\0") == expected[: _WINDOW + 1].find(b"\0")
+        assert window.find(b"A", 3, 9) == 3 and window.find(b"B") == -1
+
+
 def test_reads_imports_delay_imports_exports_forwarders(pe_dir: Path) -> None:
     path = build_pe(
         pe_dir,

@@ -61,23 +61,69 @@ _ORDINAL_FLAG = {4: 1 << 31, 8: 1 << 63}
 
 #: pefile's longest string read (``pefile.MAX_STRING_LENGTH``; tests/test_pe.py checks it).
 _LONGEST_STRING = 0x100000
+#: Slices of a :class:`MappedPE` longer than this come back as a :class:`_Window`, not a copy.
+_WINDOW = 64 << 10
+
+
+class _Window:
+    """A range of a :class:`MappedPE`, handed out instead of a copy of it.
+
+    pefile takes long slices for two things only: a whole section, to take its length
+    (``len(section.get_data())`` in the export parser: 0.7 MB of ``.rdata`` copied for Pillow's
+    ``_imaging``, 3.6 MB for ``_avif``), and a string, up to 1 MiB clamped to its section's
+    end, to cut it at its NUL (``data[offset:]``, ``find``, then a short slice). Both are
+    served from the map without copying (a long slice of a window is a window); every other
+    use gets the bytes (``__bytes__``, ``decode``, equality), so a string with no NUL in its
+    window reads as it would from bytes.
+    """
+
+    __slots__ = ("_map", "_start", "_stop")
+
+    def __init__(self, data: mmap.mmap, start: int, stop: int) -> None:
+        self._map, self._start, self._stop = data, start, stop
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    def __getitem__(self, key: int | slice) -> Any:
+        if isinstance(key, slice):
+            start, stop, step = key.indices(len(self))
+            return self._map[self._start + start : self._start + stop : step]
+        if key < 0:
+            key += len(self)
+        if not 0 <= key < len(self):
+            raise IndexError("index out of range")
+        return mmap.mmap.__getitem__(self._map, self._start + key)
+
+    def find(self, sub: bytes, start: int = 0, end: int | None = None) -> int:
+        lo, hi, _ = slice(start, end).indices(len(self))
+        at = self._map.find(sub, self._start + lo, self._start + hi)
+        return at - self._start if at >= 0 else -1
+
+    def __bytes__(self) -> bytes:
+        return mmap.mmap.__getitem__(self._map, slice(self._start, self._stop))
+
+    def decode(self, *args: Any, **kwargs: Any) -> str:
+        return bytes(self).decode(*args, **kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        return bytes(self) == (bytes(other) if isinstance(other, _Window) else other)
+
+    def __hash__(self) -> int:
+        return hash(bytes(self))
 
 
 class MappedPE(mmap.mmap):
     """A read-only map of a PE file (e.g. a wheel member inflated to a temporary file) for
-    :func:`read_pe`: only the pages of the headers and tables read are ever loaded.
-
-    Slices longer than pefile's longest string read come back as zero-copy memoryviews rather
-    than bytes: pefile's export parser copies the whole section that holds the export tables
-    only to take its length (``len(section.get_data())``; 3.6 MB of ``.rdata`` for Pillow's
-    ``_avif`` module), and no other read of its takes such a slice.
-    """
+    :func:`read_pe`: only the pages of the headers and tables read are ever loaded, and long
+    slices are :class:`_Window` views, not copies (the copies were the peak of an audit's
+    memory)."""
 
     def __getitem__(self, key: int | slice) -> Any:  # type: ignore[override]
         if isinstance(key, slice):
             start, stop, step = key.indices(len(self))
-            if step == 1 and stop - start > _LONGEST_STRING:
-                return memoryview(self)[start:stop]
+            if step == 1 and stop - start > _WINDOW:
+                return _Window(self, start, stop)
         return super().__getitem__(key)
 
 

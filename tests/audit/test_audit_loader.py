@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import tracemalloc
 import zipfile
 from importlib import resources
@@ -276,28 +277,48 @@ def test_usage_errors_exit_2(built, capsys) -> None:
 
 
 def test_wheel_members_are_read_ahead_in_order_and_bounded(tmp_path, monkeypatch) -> None:
-    """Members are inflated in threads ahead of the parser: order is kept, and no more than
-    ``ahead`` members are in flight beside the one being parsed. Reader threads are counted
-    when they are created (synchronously, in the generator), so the bound is not timing-bound."""
+    """Members are inflated by one thread ahead of the parser: order is kept, and no more
+    than ``ahead`` finished members wait beside the one being parsed and the one being
+    inflated. Inflations are counted when they start, so the bound is not timing-bound."""
+    from pillow_variants import limits
     from pillow_variants.audit import engine
 
-    created: list[str] = []
+    started: list[str] = []
+    threads: set[int] = set()
+    spool = limits.spool_member
 
-    class Counting(engine._Inflate):
-        def __init__(self, zf: zipfile.ZipFile, name: str) -> None:
-            created.append(name)
-            super().__init__(zf, name)
+    def counting(zf, info, subject, dest, *args, **kwargs):  # type: ignore[no-untyped-def]
+        started.append(info.filename)
+        threads.add(threading.get_ident())
+        return spool(zf, info, subject, dest, *args, **kwargs)
 
-    monkeypatch.setattr(engine, "_Inflate", Counting)
+    monkeypatch.setattr(limits, "spool_member", counting)
     names = [f"m{i}.dll" for i in range(7)]
     wheel = make_wheel(tmp_path / "many-1.0-py3-none-any.whl", {n: n.encode() * 999 for n in names})
     with zipfile.ZipFile(wheel) as zf:
         seen = []
-        for name, data in engine._read_ahead(zf, names, ahead=2):
-            assert len(created) - len(seen) <= 3  # this one + 2 ahead
+        inflater = engine._Inflater(zf, names, ahead=2)
+        for name, data in engine._read_ahead(inflater):
             seen.append(name)
+            assert len(started) - len(seen) <= 3  # 2 waiting + 1 being inflated
             assert data[:] == name.encode() * 999
-    assert seen == names == created
+    assert seen == names == started
+    assert len(threads) == 1 and threading.get_ident() not in threads
+
+
+def test_an_abandoned_read_ahead_stops_its_thread(tmp_path) -> None:
+    """A parse error on the first member stops the inflater: no thread left running, no
+    temporary file left open, later members not inflated."""
+    from pillow_variants.audit import engine
+
+    names = [f"m{i}.dll" for i in range(7)]
+    wheel = make_wheel(tmp_path / "many-1.0-py3-none-any.whl", {n: bytes(200_000) for n in names})
+    with zipfile.ZipFile(wheel) as zf:
+        inflater = engine._Inflater(zf, names, ahead=2)
+        reader = engine._read_ahead(inflater)
+        assert next(reader)[0] == "m0.dll"
+        reader.close()
+    assert not inflater.is_alive() and inflater.ready.empty()
 
 
 def test_a_large_member_is_audited_without_holding_it_in_memory(tmp_path) -> None:
