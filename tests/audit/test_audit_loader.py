@@ -103,6 +103,9 @@ def test_clean_wheel_resolves_libs_runtime_and_forwarders(built, tmp_path) -> No
     )
     report = audit_paths([wheel], surface="nanoserver-ltsc2022", policy="both")
     data = validate(report.to_json())
+    # encoded a piece at a time (report._dumps), the text is json.dumps's, indented or not
+    assert report.to_json() == json.dumps(report.to_dict())
+    assert report.to_json(indent=1) == json.dumps(report.to_dict(), indent=1)
     assert report.exit_code == 0, report.to_text()
     good = _module(data, "pkg/good.cp313-win_amd64.pyd")
     assert good["load"]["ok"] is True
