@@ -383,3 +383,18 @@ def test_corrupt_member_error_from_a_reader_thread_is_one_line(built, tmp_path, 
     assert err.startswith("error: ") and err.count("\n") == 1 and "pkg/b.pyd" in err
     assert "CRC" in err  # the reader thread's own error, not a parse of missing data
     assert "Traceback" not in err
+
+
+def test_a_profile_error_stops_the_read_ahead(built, tmp_path) -> None:
+    """The first wheel starts inflating before the profiles load: a bad profile still gives
+    its own error first, and leaves no inflater thread behind."""
+    from pillow_variants.audit import engine
+    from pillow_variants.errors import UserError
+
+    members = {f"pkg/m{i}.pyd": built["good"].read_bytes() for i in range(6)}
+    wheel = make_wheel(tmp_path / "pkg-1.0-cp313-cp313-win_amd64.whl", members)
+    with pytest.raises(UserError, match="unknown surface"):
+        audit_paths([wheel], surface="no-such-surface")
+    with pytest.raises(UserError, match="unknown policy 'no-such-rules'"):
+        audit_paths([wheel, tmp_path / "missing.whl"], policy_file="no-such-rules")
+    assert not [t for t in threading.enumerate() if isinstance(t, engine._Inflater)]

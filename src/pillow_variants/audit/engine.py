@@ -167,6 +167,7 @@ class _Opening:
         self.path = Path(path)
         self.error: UserError | None = None
         self.zf: zipfile.ZipFile | None = None
+        self.inflater: _Inflater | None = None
         self.contents: Generator[tuple[str, bytes | mmap.mmap], None, None] | None = None
         try:
             self._start()
@@ -190,7 +191,8 @@ class _Opening:
                 raise UserError(f"{p}: not a wheel (no .dist-info/WHEEL in the archive)")
             members = sorted(n for n in names if is_pe_name(n) and not n.endswith("/"))
             _check_counts(p, len(names), len(members))
-            self.contents = _read_ahead(_Inflater(self.zf, members, _READ_AHEAD))
+            self.inflater = _Inflater(self.zf, members, _READ_AHEAD)
+            self.contents = _read_ahead(self.inflater)
         except _WHEEL_ERRORS as exc:
             raise _wheel_error(p, exc) from None
 
@@ -218,6 +220,8 @@ class _Opening:
     def close(self) -> None:
         if self.contents is not None:
             self.contents.close()
+        if self.inflater is not None:  # also when the parse never started (a profile error)
+            self.inflater.close()
         if self.zf is not None:
             self.zf.close()
 
