@@ -280,9 +280,10 @@ def test_usage_errors_exit_2(built, capsys) -> None:
 
 
 def test_wheel_members_are_read_ahead_in_order_and_bounded(tmp_path, monkeypatch) -> None:
-    """Members are inflated by one thread ahead of the parser: order is kept, and no more
-    than ``ahead`` finished members wait beside the one being parsed and the one being
-    inflated. Inflations are counted when they start, so the bound is not timing-bound."""
+    """Members are inflated by one thread ahead of the parser, in order, within a budget of
+    bytes inflated and not yet parsed: with a budget of one byte, a member starts only once
+    the previous one is parsed. Inflations are counted when they start, so the bound is not
+    timing-bound."""
     from pillow_variants import limits
     from pillow_variants.audit import engine
 
@@ -300,11 +301,12 @@ def test_wheel_members_are_read_ahead_in_order_and_bounded(tmp_path, monkeypatch
     wheel = make_wheel(tmp_path / "many-1.0-py3-none-any.whl", {n: n.encode() * 999 for n in names})
     with zipfile.ZipFile(wheel) as zf:
         seen = []
-        inflater = engine._Inflater(zf, names, ahead=2)
+        inflater = engine._Inflater(zf, names, budget=1)
         for name, data in engine._read_ahead(inflater):
             seen.append(name)
-            assert len(started) - len(seen) <= 3  # 2 waiting + 1 being inflated
+            assert len(started) == len(seen)  # the next one waits for this one's release
             assert data[:] == name.encode() * 999
+        assert inflater.pending == 0
     assert seen == names == started
     assert len(threads) == 1 and threading.get_ident() not in threads
 
@@ -317,7 +319,7 @@ def test_an_abandoned_read_ahead_stops_its_thread(tmp_path) -> None:
     names = [f"m{i}.dll" for i in range(7)]
     wheel = make_wheel(tmp_path / "many-1.0-py3-none-any.whl", {n: bytes(200_000) for n in names})
     with zipfile.ZipFile(wheel) as zf:
-        inflater = engine._Inflater(zf, names, ahead=2)
+        inflater = engine._Inflater(zf, names, budget=400_000)
         reader = engine._read_ahead(inflater)
         assert next(reader)[0] == "m0.dll"
         reader.close()

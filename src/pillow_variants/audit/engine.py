@@ -36,8 +36,9 @@ if TYPE_CHECKING:
 
 DEFAULT_SURFACE = "nanoserver-ltsc2022"
 _CPYTHON_TAG = re.compile(r"^cp(\d)(\d+)$")
-#: Members inflated ahead of the parser (each in its own temporary file until parsed).
-_READ_AHEAD = 2
+#: Bytes inflated ahead of the parser (temporary files not yet parsed): all of a Pillow
+#: wheel's 13.5 MB of modules, while a wheel of huge modules does not fill the disk.
+_READ_AHEAD_BYTES = 64 << 20
 
 
 def _python_dlls(wheel_name: str) -> frozenset[str] | None:
@@ -69,52 +70,69 @@ _Spooled = tuple[str, "IO[bytes] | None", int, "BaseException | None"]
 
 
 class _Inflater(threading.Thread):
-    """Inflates a wheel's members in order, each into an anonymous temporary file, at most
-    ``ahead`` finished ones waiting for the parser: zlib (and ISA-L) release the GIL, so
-    inflating, most of an audit, runs beside the parsing and the imports on another core.
+    """Inflates a wheel's members in order, each into an anonymous temporary file, while the
+    parser works: zlib (and ISA-L) release the GIL, so inflating, most of an audit, runs
+    beside the parsing and the imports on another core.
 
-    One thread for all members, not one per member: every thread that allocates gets its own
-    malloc arena, and a thread per member cost the audit of a Pillow wheel 1.5 MiB of peak
-    memory. Only a chunk of a member is in memory at a time (limits.spool_member); the parser
-    maps the file and touches only the pages of the headers and tables it reads, not the
-    megabytes of code in between (a Pillow ``_avif`` module is 8 MB).
+    The read ahead is bounded in bytes (``budget``: inflated and not yet parsed), not in
+    members: bounded at two members, the thread stopped after Pillow's three first modules
+    and waited for the imports, inflating for 80 ms what takes 40. One thread for all members,
+    not one per member: every thread that allocates gets its own malloc arena, and a thread
+    per member cost the audit of a Pillow wheel 1.5 MiB of peak memory. Only a chunk of a
+    member is in memory at a time (limits.spool_member); the parser maps the file and touches
+    only the pages of the headers and tables it reads, not the megabytes of code in between
+    (a Pillow ``_avif`` module is 8 MB).
     """
 
-    def __init__(self, zf: zipfile.ZipFile, members: list[str], ahead: int) -> None:
+    def __init__(
+        self, zf: zipfile.ZipFile, members: list[str], budget: int = _READ_AHEAD_BYTES
+    ) -> None:
         super().__init__(daemon=True)
-        self.zf, self.members = zf, members
-        self.ready: queue.Queue[_Spooled] = queue.Queue(maxsize=max(ahead, 1))
-        self.stopped = threading.Event()
+        self.zf, self.members, self.budget = zf, members, budget
+        self.ready: queue.SimpleQueue[_Spooled] = queue.SimpleQueue()
+        self.room = threading.Condition()
+        self.pending = 0  # bytes inflated and not yet released by the parser
+        self.stopped = False
         self.start()
 
     def run(self) -> None:
         for name in self.members:
-            if self.stopped.is_set():
-                return
+            with self.room:
+                while self.pending >= self.budget and not self.stopped:
+                    self.room.wait()
+                if self.stopped:
+                    return
             file: IO[bytes] | None = None
             try:
                 info = self.zf.getinfo(name)
                 file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the consumer
                 size = limits.spool_member(self.zf, info, f"{self.zf.filename}:{name}", file)
                 file.flush()  # mapped by the parser: no bytes left in the buffer
-                self.ready.put((name, file, size, None))
             except BaseException as exc:  # re-raised in the parser's thread
                 if file is not None:
                     file.close()
                 self.ready.put((name, None, 0, exc))
                 return
+            with self.room:
+                self.pending += size
+            self.ready.put((name, file, size, None))
+
+    def release(self, size: int) -> None:
+        """The parser is done with a member of ``size`` bytes: room for more."""
+        with self.room:
+            self.pending -= size
+            self.room.notify()
 
     def close(self) -> None:
         """Stop after the member being inflated and drop what was not parsed."""
-        self.stopped.set()
-        while self.is_alive() or not self.ready.empty():
-            try:
-                _, file, _, _ = self.ready.get(timeout=0.05)
-            except queue.Empty:
-                continue
+        with self.room:
+            self.stopped = True
+            self.room.notify()
+        self.join()
+        while not self.ready.empty():
+            _, file, _, _ = self.ready.get()
             if file is not None:
                 file.close()
-        self.join()
 
 
 def _read_ahead(inflater: _Inflater) -> Generator[tuple[str, bytes | mmap.mmap], None, None]:
@@ -129,9 +147,10 @@ def _read_ahead(inflater: _Inflater) -> Generator[tuple[str, bytes | mmap.mmap],
             with file:
                 if not size:  # an empty file cannot be mapped
                     yield name, b""
-                    continue
-                with MappedPE(file.fileno(), 0, access=mmap.ACCESS_READ) as view:
-                    yield name, view
+                else:
+                    with MappedPE(file.fileno(), 0, access=mmap.ACCESS_READ) as view:
+                        yield name, view
+            inflater.release(size)
     finally:  # an error or an abandoned generator: let reads finish before the zip closes
         inflater.close()
 
@@ -191,7 +210,7 @@ class _Opening:
                 raise UserError(f"{p}: not a wheel (no .dist-info/WHEEL in the archive)")
             members = sorted(n for n in names if is_pe_name(n) and not n.endswith("/"))
             _check_counts(p, len(names), len(members))
-            self.inflater = _Inflater(self.zf, members, _READ_AHEAD)
+            self.inflater = _Inflater(self.zf, members)
             self.contents = _read_ahead(self.inflater)
         except _WHEEL_ERRORS as exc:
             raise _wheel_error(p, exc) from None
