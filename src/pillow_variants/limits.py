@@ -171,7 +171,7 @@ def _inflates_more(subject: str, declared: int) -> UserError:
 
 #: Bytes inflated per read when a member is spooled (:func:`spool_member`): what one reader
 #: holds of a member in memory at a time, whatever the member's size.
-SPOOL_CHUNK = 64 << 10
+SPOOL_CHUNK = 256 << 10
 
 
 def spool_member(
