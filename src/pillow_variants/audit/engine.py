@@ -75,8 +75,8 @@ class _Inflater(threading.Thread):
     beside the parsing and the imports on another core.
 
     The read ahead is bounded in bytes (``budget``: inflated and not yet parsed), not in
-    members: bounded at two members, the thread stopped after Pillow's three first modules
-    and waited for the imports, inflating for 80 ms what takes 40. One thread for all members,
+    members: bounded at two members, the thread stopped after Pillow's first three modules
+    until the parser, still importing, took the first one. One thread for all members,
     not one per member: every thread that allocates gets its own malloc arena, and a thread
     per member cost the audit of a Pillow wheel 1.5 MiB of peak memory. Only a chunk of a
     member is in memory at a time (limits.spool_member); the parser maps the file and touches
