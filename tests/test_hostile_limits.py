@@ -17,12 +17,14 @@ import tarfile
 import threading
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
 
 from hostile import error_line, fetch, raw_server, run_cli
 from httpserver import make_project, make_tar
+from pillow_variants import limits
 from pillow_variants.audit.loader import MAX_FORWARD_DEPTH, Image, Loader, Module
 from pillow_variants.errors import UserError
 from pillow_variants.limits import read_member, spool_member
@@ -120,11 +122,103 @@ def test_a_spooled_member_lying_about_its_size_is_capped(tmp_path, monkeypatch) 
     and never asks for more than a chunk at once."""
     wheel = zero_member_zip(tmp_path / WHEEL, {"pkg/_ext.pyd": 100})
     asked: list[int] = []
-    with zipfile.ZipFile(wheel) as zf:
+    # an archive in memory (no file name): zipfile's reader, not the raw-stream one
+    with zipfile.ZipFile(io.BytesIO(wheel.read_bytes())) as zf:
         monkeypatch.setattr(zf, "open", lambda info: Endless(asked))
         with pytest.raises(UserError, match="inflates to more than the 100 bytes it declares"):
             spool_member(zf, zf.getinfo("pkg/_ext.pyd"), "w:pkg/_ext.pyd", io.BytesIO(), chunk=64)
     assert asked == [64, 37]
+
+
+def _patch_central(path: Path, offset: int, value: bytes) -> Path:
+    """Overwrite a field of the first central directory header (``offset`` from its start)."""
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"PK\x01\x02") + offset
+    raw[at : at + len(value)] = value
+    path.write_bytes(bytes(raw))
+    return path
+
+
+class _Sink(io.BytesIO):
+    """Records the size of every write: how much was ever inflated at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[int] = []
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.writes.append(len(data))
+        return super().write(data)
+
+
+@pytest.fixture(params=["isal", "zlib"])
+def inflater(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each raw-stream test runs with ISA-L and with zlib (the fallback without isal)."""
+    if request.param == "zlib":
+        monkeypatch.setattr(limits, "_inflater", lambda: zlib)
+    else:
+        assert limits._inflater().__name__.startswith("isal")
+    return str(request.param)
+
+
+def test_a_raw_stream_lying_about_its_size_is_capped(tmp_path, inflater) -> None:
+    """The raw-stream reader (deflated members of an archive on disk) inflates at most one
+    byte more than the central directory declares, a chunk at a time, whatever the stream
+    holds: 1 MiB of zeros declared as 100 bytes."""
+    wheel = zero_member_zip(tmp_path / WHEEL, {"pkg/_ext.pyd": 1 << 20})
+    _patch_central(wheel, 24, (100).to_bytes(4, "little"))  # uncompressed size
+    sink = _Sink()
+    with zipfile.ZipFile(wheel) as zf:
+        info = zf.getinfo("pkg/_ext.pyd")
+        assert info.file_size == 100
+        with pytest.raises(UserError, match="inflates to more than the 100 bytes it declares"):
+            spool_member(zf, info, "w:pkg/_ext.pyd", sink, chunk=64)
+    assert sum(sink.writes) == 101 and max(sink.writes) <= 64
+
+
+@pytest.mark.parametrize(
+    ("offset", "value", "error", "match"),
+    [
+        (16, b"\0\0\0\0", zipfile.BadZipFile, "Bad CRC-32"),  # CRC of the member
+        (24, (1 << 21).to_bytes(4, "little"), EOFError, "ends early"),  # size larger than real
+        (42, (1).to_bytes(4, "little"), zipfile.BadZipFile, "bad local file header"),
+    ],
+    ids=["crc", "short-stream", "local-header"],
+)
+def test_a_raw_stream_is_checked_like_zipfile(
+    tmp_path, inflater, offset: int, value: bytes, error: type[Exception], match: str
+) -> None:
+    """What zipfile's reader refuses, the raw-stream reader refuses too (the engine turns
+    each into a one-line "cannot read" / "not a readable wheel" error)."""
+    wheel = zero_member_zip(tmp_path / WHEEL, {"pkg/_ext.pyd": 1 << 20})
+    _patch_central(wheel, offset, value)
+    with zipfile.ZipFile(wheel) as zf, pytest.raises(error, match=match):
+        spool_member(zf, zf.getinfo("pkg/_ext.pyd"), "w:pkg/_ext.pyd", io.BytesIO())
+
+
+def test_a_corrupt_raw_stream_is_a_zlib_error(tmp_path, inflater) -> None:
+    """A broken deflate stream raises zlib.error with either inflater (isal has its own)."""
+    wheel = zero_member_zip(tmp_path / WHEEL, {"pkg/_ext.pyd": 1 << 20})
+    raw = bytearray(wheel.read_bytes())
+    with zipfile.ZipFile(wheel) as zf:
+        info = zf.getinfo("pkg/_ext.pyd")
+    start = info.header_offset + 30 + len(info.filename)
+    raw[start : start + 4] = b"\xff\xff\xff\xff"  # reserved block type 3
+    wheel.write_bytes(bytes(raw))
+    with zipfile.ZipFile(wheel) as zf, pytest.raises(zlib.error):
+        spool_member(zf, zf.getinfo("pkg/_ext.pyd"), "w:pkg/_ext.pyd", io.BytesIO())
+
+
+def test_raw_stream_and_zipfile_agree(tmp_path, inflater) -> None:
+    """Both readers give the same bytes for a real deflated member."""
+    payload = os.urandom(300_000) + bytes(700_000)
+    wheel = tmp_path / WHEEL
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("pkg/_ext.pyd", payload)
+    out = io.BytesIO()
+    with zipfile.ZipFile(wheel) as zf:
+        assert spool_member(zf, zf.getinfo("pkg/_ext.pyd"), "w", out, chunk=4096) == len(payload)
+    assert out.getvalue() == payload
 
 
 def test_dll_count_limit(tmp_path) -> None:

@@ -5,6 +5,7 @@ The files come from :mod:`pefactory` (``build_pe``), shared with the audit and s
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,38 @@ def test_a_mapped_file_reads_as_its_bytes(pe_dir: Path, tmp_path: Path) -> None:
     assert mapped.exports.forwarders == {"Fwd": "other.Target", "FwdOrd": "other.#7"}
 
 
+@pytest.mark.parametrize("nul_at", [70_000, None], ids=["string", "no-nul"])
+def test_a_long_slice_of_a_map_behaves_as_its_bytes(tmp_path: Path, nul_at: int | None) -> None:
+    """Long slices of a MappedPE are windows on the map, not copies; whatever pefile does with
+    one (measure it, find a NUL and cut a string, or keep it whole when there is no NUL) gives
+    what the bytes give."""
+    import mmap
+
+    import pefile
+
+    from pillow_variants.pe import _WINDOW, MappedPE
+
+    raw = bytearray(b"A" * 200_000)
+    if nul_at is not None:
+        raw[nul_at] = 0
+    path = tmp_path / "blob"
+    path.write_bytes(bytes(raw))
+    pe = pefile.PE.__new__(pefile.PE)  # only get_string_from_data, which reads no state
+    with path.open("rb") as fh, MappedPE(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
+        window = view[10 : 10 + _WINDOW + 1]
+        assert not isinstance(window, bytes) and len(window) == _WINDOW + 1
+        assert (
+            view[10:20] == raw[10:20] and window[5] == raw[15] and window[-1] == raw[_WINDOW + 10]
+        )
+        expected = bytes(raw[10:])
+        got = pe.get_string_from_data(0, view[10:])
+        want = pe.get_string_from_data(0, expected)
+        assert got == want and bytes(got) == want and hash(got) == hash(want)
+        assert got.decode("ascii") == want.decode("ascii")
+        assert window.find(b"\0") == expected[: _WINDOW + 1].find(b"\0")
+        assert window.find(b"A", 3, 9) == 3 and window.find(b"B") == -1
+
+
 def test_reads_imports_delay_imports_exports_forwarders(pe_dir: Path) -> None:
     path = build_pe(
         pe_dir,
@@ -107,3 +140,50 @@ def test_truncated_pe_is_a_user_error(pe_dir: Path) -> None:
     data = build_pe(pe_dir, "trunc.dll", imports={"KERNEL32.dll": ["Sleep"]}).read_bytes()
     with pytest.raises(PEReadError):
         read_pe(data[:300], "trunc.dll")
+
+
+_LEAN_PROBE = """
+import hashlib_probe_setup, json, sys
+from pillow_variants.pe import read_pe
+info = read_pe(open(sys.argv[1], "rb").read(), "probe.dll")
+import hashlib
+print(json.dumps({
+    "openssl": "_hashlib" in sys.modules,
+    "md5": hashlib.md5(b"abc").hexdigest(),
+    "sha256": hashlib.sha256(b"abc").hexdigest(),
+    "imports": [d.name for d in info.imports],
+}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("setup", "openssl"),
+    [
+        ("", False),  # pefile first: hashlib without OpenSSL
+        ("import hashlib", True),  # hashlib already imported: left as it is
+        ("import sys; sys.modules['_md5'] = None", True),  # no built-in md5: OpenSSL's
+    ],
+    ids=["lean", "hashlib-first", "no-builtin-md5"],
+)
+def test_pefile_is_imported_without_openssl_when_nothing_needs_it(
+    pe_dir: Path, tmp_path: Path, setup: str, openssl: bool
+) -> None:
+    """The first parse imports pefile; if hashlib is not imported yet it comes without its
+    OpenSSL backend (libcrypto, 3.4 MiB of the audit command's memory), with the same
+    digests; a process that imported hashlib first, or lacks CPython's own md5, keeps
+    OpenSSL. Each case in a fresh interpreter."""
+    import json
+    import subprocess
+    import sys
+
+    path = build_pe(pe_dir, "probe.dll", imports={"KERNEL32.dll": ["Sleep"]})
+    (tmp_path / "hashlib_probe_setup.py").write_text(setup + "\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    proc = subprocess.run(
+        [sys.executable, "-c", _LEAN_PROBE, str(path)], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["openssl"] is openssl and out["imports"] == ["KERNEL32.dll"]
+    assert out["md5"] == "900150983cd24fb0d6963f7d28e17f72"
+    assert out["sha256"] == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

@@ -19,11 +19,13 @@ from __future__ import annotations
 import json
 import os
 import stat
+import struct
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from pillow_variants.errors import UserError
 
@@ -185,9 +187,16 @@ def spool_member(
     The same caps as :func:`read_member` (the declared size within the limit, at most one
     byte more than declared ever inflated), but the member never sits in memory whole: a
     caller that needs a few ranges of a large member (a PE file's headers and tables) maps
-    the file instead of holding every byte.
+    the file instead of holding every byte. Deflated members of an archive on disk are
+    inflated by :func:`_spool_deflated` (ISA-L when installed); others through zipfile.
     """
     limit.check(subject, info.file_size)
+    if (
+        info.compress_type == zipfile.ZIP_DEFLATED
+        and not info.flag_bits & _ZIP_FLAGS_NOT_PLAIN
+        and isinstance(zf.filename, str)
+    ):
+        return _spool_deflated(zf.filename, info, subject, dest, chunk)
     left = info.file_size + 1
     with zf.open(info) as fh:
         while left:
@@ -199,6 +208,72 @@ def spool_member(
     if not left:
         raise _inflates_more(subject, info.file_size)
     return info.file_size + 1 - left
+
+
+#: General-purpose flags that need zipfile's own reader: encryption (bit 0, zipfile asks for
+#: the password), compressed patched data (bit 5, refused) and strong encryption (bit 6).
+_ZIP_FLAGS_NOT_PLAIN = 0x1 | 0x20 | 0x40
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, (version..sizes), name and extra lengths
+
+
+def _inflater() -> Any:
+    """ISA-L's zlib-compatible module when installed (inflates a wheel's members 2-3x faster
+    than zlib: most of an audit's time), else zlib itself."""
+    try:
+        from isal import isal_zlib
+
+        return isal_zlib
+    except ImportError:
+        return zlib
+
+
+def _spool_deflated(
+    archive: str, info: zipfile.ZipInfo, subject: str, dest: BinaryIO, chunk: int
+) -> int:
+    """Inflate one deflated member from its raw stream, with zipfile's checks (the local
+    header's name, the CRC, the stream's end) and the caps of :func:`spool_member`.
+
+    Its own file handle, so that threads inflating several members of one archive neither
+    share a position nor wait for zipfile's lock while they read.
+    """
+    lib = _inflater()
+    with open(archive, "rb") as fh:
+        fh.seek(info.header_offset)
+        header = fh.read(_LOCAL_HEADER.size)
+        if len(header) < _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile(f"bad local file header of {info.filename!r}")
+        _, name_len, extra_len = _LOCAL_HEADER.unpack(header)
+        name = fh.read(name_len)
+        if name.decode("utf-8" if info.flag_bits & 0x800 else "cp437") != info.orig_filename:
+            raise zipfile.BadZipFile(
+                f"file name in directory {info.orig_filename!r} and header {name!r} differ"
+            )
+        fh.seek(extra_len, os.SEEK_CUR)
+        inflate = lib.decompressobj(-15)
+        raw_left, left, crc = info.compress_size, info.file_size + 1, 0
+        pending = b""  # compressed input not yet consumed (output capped per call)
+        try:
+            while left and not inflate.eof:
+                if not pending and raw_left:
+                    pending = fh.read(min(chunk, raw_left))
+                    raw_left = raw_left - len(pending) if pending else 0  # file cut short
+                data = inflate.decompress(pending, min(chunk, left))
+                pending = inflate.unconsumed_tail
+                if not (data or pending or raw_left):
+                    break  # all input given, nothing more comes out: the stream ends early
+                dest.write(data)
+                crc = lib.crc32(data, crc)
+                left -= len(data)
+        except lib.error as exc:
+            raise zlib.error(str(exc)) from None
+    if not left:
+        raise _inflates_more(subject, info.file_size)
+    size = info.file_size + 1 - left
+    if not inflate.eof or size != info.file_size:
+        raise EOFError(f"{subject}: the compressed stream ends early")
+    if crc != info.CRC:
+        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
+    return size
 
 
 def loads_json(raw: str | bytes) -> object:

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import mmap
 import struct
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from pillow_variants.errors import UserError
@@ -61,23 +63,69 @@ _ORDINAL_FLAG = {4: 1 << 31, 8: 1 << 63}
 
 #: pefile's longest string read (``pefile.MAX_STRING_LENGTH``; tests/test_pe.py checks it).
 _LONGEST_STRING = 0x100000
+#: Slices of a :class:`MappedPE` longer than this come back as a :class:`_Window`, not a copy.
+_WINDOW = 64 << 10
+
+
+class _Window:
+    """A range of a :class:`MappedPE`, handed out instead of a copy of it.
+
+    pefile takes long slices for two things only: a whole section, to take its length
+    (``len(section.get_data())`` in the export parser: 0.7 MB of ``.rdata`` copied for Pillow's
+    ``_imaging``, 3.6 MB for ``_avif``), and a string, up to 1 MiB clamped to its section's
+    end, to cut it at its NUL (``data[offset:]``, ``find``, then a short slice). Both are
+    served from the map without copying (a long slice of a window is a window); every other
+    use gets the bytes (``__bytes__``, ``decode``, equality), so a string with no NUL in its
+    window reads as it would from bytes.
+    """
+
+    __slots__ = ("_map", "_start", "_stop")
+
+    def __init__(self, data: mmap.mmap, start: int, stop: int) -> None:
+        self._map, self._start, self._stop = data, start, stop
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    def __getitem__(self, key: int | slice) -> Any:
+        if isinstance(key, slice):
+            start, stop, step = key.indices(len(self))
+            return self._map[self._start + start : self._start + stop : step]
+        if key < 0:
+            key += len(self)
+        if not 0 <= key < len(self):
+            raise IndexError("index out of range")
+        return mmap.mmap.__getitem__(self._map, self._start + key)
+
+    def find(self, sub: bytes, start: int = 0, end: int | None = None) -> int:
+        lo, hi, _ = slice(start, end).indices(len(self))
+        at = self._map.find(sub, self._start + lo, self._start + hi)
+        return at - self._start if at >= 0 else -1
+
+    def __bytes__(self) -> bytes:
+        return mmap.mmap.__getitem__(self._map, slice(self._start, self._stop))
+
+    def decode(self, *args: Any, **kwargs: Any) -> str:
+        return bytes(self).decode(*args, **kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        return bytes(self) == (bytes(other) if isinstance(other, _Window) else other)
+
+    def __hash__(self) -> int:
+        return hash(bytes(self))
 
 
 class MappedPE(mmap.mmap):
     """A read-only map of a PE file (e.g. a wheel member inflated to a temporary file) for
-    :func:`read_pe`: only the pages of the headers and tables read are ever loaded.
-
-    Slices longer than pefile's longest string read come back as zero-copy memoryviews rather
-    than bytes: pefile's export parser copies the whole section that holds the export tables
-    only to take its length (``len(section.get_data())``; 3.6 MB of ``.rdata`` for Pillow's
-    ``_avif`` module), and no other read of its takes such a slice.
-    """
+    :func:`read_pe`: only the pages of the headers and tables read are ever loaded, and long
+    slices are :class:`_Window` views, not copies (the copies were the peak of an audit's
+    memory)."""
 
     def __getitem__(self, key: int | slice) -> Any:  # type: ignore[override]
         if isinstance(key, slice):
             start, stop, step = key.indices(len(self))
-            if step == 1 and stop - start > _LONGEST_STRING:
-                return memoryview(self)[start:stop]
+            if step == 1 and stop - start > _WINDOW:
+                return _Window(self, start, stop)
         return super().__getitem__(key)
 
 
@@ -144,11 +192,45 @@ def _text(raw: bytes | None) -> str | None:
     return raw.decode("ascii", errors="backslashreplace")
 
 
+#: CPython's own hash modules, which hashlib uses when OpenSSL's is absent (3.12 merged
+#: _sha256 and _sha512 into _sha2).
+_BUILTIN_HASHES = (
+    ("_md5", "_sha1", "_sha2")
+    if sys.version_info >= (3, 12)
+    else ("_md5", "_sha1", "_sha256", "_sha512")
+)
+
+
+def _import_pefile() -> ModuleType:
+    """pefile, imported without loading OpenSSL when nothing in the process has.
+
+    pefile imports md5/sha1/sha256/sha512 from hashlib, for section hashes the audit never
+    asks for, and hashlib's first import loads OpenSSL's libcrypto: 3.4 MiB of the ``audit``
+    command's peak memory (benchmarked against ``delvewheel show``). So when hashlib is not
+    imported yet and CPython's own hash modules exist, hashlib is imported with its OpenSSL
+    backend hidden: the same digests from CPython's implementations, for the rest of this
+    process (in practice the ``audit`` command's; a build or publish imports hashlib first).
+    """
+    if "hashlib" not in sys.modules and "_hashlib" not in sys.modules:
+        from importlib.util import find_spec
+
+        if all(find_spec(m) is not None for m in _BUILTIN_HASHES):
+            sys.modules["_hashlib"] = None  # type: ignore[assignment] # "import _hashlib" fails
+            try:
+                import hashlib
+            finally:
+                del sys.modules["_hashlib"]
+            if not all(hasattr(hashlib, n) for n in ("md5", "sha1", "sha256", "sha512")):
+                del sys.modules["hashlib"]  # let pefile import it with OpenSSL after all
+    import pefile
+
+    return pefile
+
+
 def _open(data: PEData, name: str, directories: list[int]) -> pefile.PE:
     if data[:2] != b"MZ":
         raise PEReadError(f"{name}: not a PE file (no MZ header)")
-    import pefile
-
+    pefile = _import_pefile()
     try:
         pe = pefile.PE(data=data, fast_load=True)
         pe.parse_data_directories(directories=directories)

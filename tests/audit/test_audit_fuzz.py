@@ -3,6 +3,7 @@ mapped (as the audit reads wheel members) they read as their bytes do."""
 
 from __future__ import annotations
 
+import json
 import mmap
 import tempfile
 
@@ -109,3 +110,27 @@ def test_a_mutated_mapped_pe_reads_as_its_bytes(long_seed, edits, cut: int) -> N
         with MappedPE(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
             mapped = _read_or_error(view)
     assert mapped == _read_or_error(bytes(data))
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+        | st.dictionaries(st.integers(), inner, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_JSON, depth=st.integers(0, 6))
+def test_the_piecewise_json_encoder_writes_what_json_dumps_writes(value, depth: int) -> None:
+    """The audit report's encoder (containers encoded item by item, for memory) gives the
+    text of one json.dumps call, for any JSON value and split depth (integer dict keys,
+    unicode, floats included); an iterator reads as the list of its items."""
+    from pillow_variants.audit.report import _dumps
+
+    assert _dumps(value, depth) == json.dumps(value)
+    if isinstance(value, list):
+        assert _dumps(iter(value), max(depth, 1)) == json.dumps(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import tracemalloc
 import zipfile
 from importlib import resources
@@ -102,6 +103,9 @@ def test_clean_wheel_resolves_libs_runtime_and_forwarders(built, tmp_path) -> No
     )
     report = audit_paths([wheel], surface="nanoserver-ltsc2022", policy="both")
     data = validate(report.to_json())
+    # encoded a piece at a time (report._dumps), the text is json.dumps's, indented or not
+    assert report.to_json() == json.dumps(report.to_dict())
+    assert report.to_json(indent=1) == json.dumps(report.to_dict(), indent=1)
     assert report.exit_code == 0, report.to_text()
     good = _module(data, "pkg/good.cp313-win_amd64.pyd")
     assert good["load"]["ok"] is True
@@ -276,28 +280,50 @@ def test_usage_errors_exit_2(built, capsys) -> None:
 
 
 def test_wheel_members_are_read_ahead_in_order_and_bounded(tmp_path, monkeypatch) -> None:
-    """Members are inflated in threads ahead of the parser: order is kept, and no more than
-    ``ahead`` members are in flight beside the one being parsed. Reader threads are counted
-    when they are created (synchronously, in the generator), so the bound is not timing-bound."""
+    """Members are inflated by one thread ahead of the parser, in order, within a budget of
+    bytes inflated and not yet parsed: with a budget of one byte, a member starts only once
+    the previous one is parsed. Inflations are counted when they start, so the bound is not
+    timing-bound."""
+    from pillow_variants import limits
     from pillow_variants.audit import engine
 
-    created: list[str] = []
+    started: list[str] = []
+    threads: set[int] = set()
+    spool = limits.spool_member
 
-    class Counting(engine._Inflate):
-        def __init__(self, zf: zipfile.ZipFile, name: str) -> None:
-            created.append(name)
-            super().__init__(zf, name)
+    def counting(zf, info, subject, dest, *args, **kwargs):  # type: ignore[no-untyped-def]
+        started.append(info.filename)
+        threads.add(threading.get_ident())
+        return spool(zf, info, subject, dest, *args, **kwargs)
 
-    monkeypatch.setattr(engine, "_Inflate", Counting)
+    monkeypatch.setattr(limits, "spool_member", counting)
     names = [f"m{i}.dll" for i in range(7)]
     wheel = make_wheel(tmp_path / "many-1.0-py3-none-any.whl", {n: n.encode() * 999 for n in names})
     with zipfile.ZipFile(wheel) as zf:
         seen = []
-        for name, data in engine._read_ahead(zf, names, ahead=2):
-            assert len(created) - len(seen) <= 3  # this one + 2 ahead
+        inflater = engine._Inflater(zf, names, budget=1)
+        for name, data in engine._read_ahead(inflater):
             seen.append(name)
+            assert len(started) == len(seen)  # the next one waits for this one's release
             assert data[:] == name.encode() * 999
-    assert seen == names == created
+        assert inflater.pending == 0
+    assert seen == names == started
+    assert len(threads) == 1 and threading.get_ident() not in threads
+
+
+def test_an_abandoned_read_ahead_stops_its_thread(tmp_path) -> None:
+    """A parse error on the first member stops the inflater: no thread left running, no
+    temporary file left open, later members not inflated."""
+    from pillow_variants.audit import engine
+
+    names = [f"m{i}.dll" for i in range(7)]
+    wheel = make_wheel(tmp_path / "many-1.0-py3-none-any.whl", {n: bytes(200_000) for n in names})
+    with zipfile.ZipFile(wheel) as zf:
+        inflater = engine._Inflater(zf, names, budget=400_000)
+        reader = engine._read_ahead(inflater)
+        assert next(reader)[0] == "m0.dll"
+        reader.close()
+    assert not inflater.is_alive() and inflater.ready.empty()
 
 
 def test_a_large_member_is_audited_without_holding_it_in_memory(tmp_path) -> None:
@@ -359,3 +385,18 @@ def test_corrupt_member_error_from_a_reader_thread_is_one_line(built, tmp_path, 
     assert err.startswith("error: ") and err.count("\n") == 1 and "pkg/b.pyd" in err
     assert "CRC" in err  # the reader thread's own error, not a parse of missing data
     assert "Traceback" not in err
+
+
+def test_a_profile_error_stops_the_read_ahead(built, tmp_path) -> None:
+    """The first wheel starts inflating before the profiles load: a bad profile still gives
+    its own error first, and leaves no inflater thread behind."""
+    from pillow_variants.audit import engine
+    from pillow_variants.errors import UserError
+
+    members = {f"pkg/m{i}.pyd": built["good"].read_bytes() for i in range(6)}
+    wheel = make_wheel(tmp_path / "pkg-1.0-cp313-cp313-win_amd64.whl", members)
+    with pytest.raises(UserError, match="unknown surface"):
+        audit_paths([wheel], surface="no-such-surface")
+    with pytest.raises(UserError, match="unknown policy 'no-such-rules'"):
+        audit_paths([wheel, tmp_path / "missing.whl"], policy_file="no-such-rules")
+    assert not [t for t in threading.enumerate() if isinstance(t, engine._Inflater)]

@@ -46,3 +46,27 @@ def test_the_audit_command_imports_nothing_of_the_other_commands() -> None:
     assert "pillow_variants.audit.surface" in loaded  # the probe did run the audit
     heavy = [m for m in loaded if any(m == h or m.startswith(h + ".") for h in NOT_FOR_AUDIT)]
     assert heavy == []
+
+
+WHEEL_PROBE = """
+import json, sys
+from pillow_variants.cli import main
+code = main(["audit", sys.argv[1], "--json"])
+print(json.dumps({"code": code, "openssl": "_hashlib" in sys.modules}), file=sys.stderr)
+"""
+
+
+def test_the_audit_of_a_wheel_does_not_load_openssl(tmp_path) -> None:
+    """OpenSSL's libcrypto was 3.4 MiB of the audit's peak memory (benchmarked against
+    ``delvewheel show``), loaded only by pefile's import of hashlib: nothing on the audit path
+    imports hashlib first, so pefile comes without it (pe._import_pefile)."""
+    from pefactory import build_pe
+    from wheelfactory import make_wheel
+
+    pyd = build_pe(tmp_path, "_imaging.pyd", imports={"KERNEL32.dll": ["Sleep"]})
+    wheel = make_wheel(tmp_path, files={"PIL/_imaging.cp313-win_amd64.pyd": pyd.read_bytes()})
+    proc = subprocess.run(
+        [sys.executable, "-c", WHEEL_PROBE, str(wheel)], capture_output=True, text=True
+    )
+    assert json.loads(proc.stdout)["targets"][0]["modules"], proc.stderr  # it did audit
+    assert json.loads(proc.stderr.splitlines()[-1]) == {"code": 0, "openssl": False}

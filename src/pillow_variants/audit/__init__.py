@@ -3,3 +3,6 @@ against a surface profile (API sets, forwarders), plus the strict policy; surfac
 
 Layers import only downward: see ``tests/test_layers.py``.
 """
+
+#: What ``audit --policy`` takes: import rules only, the loader simulation only, or both.
+MODES = ("strict", "surface", "both")

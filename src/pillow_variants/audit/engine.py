@@ -2,36 +2,43 @@
 
 ``audit_paths(paths, surface=..., policy=...)`` is what the build pipeline calls; the CLI
 (``main_audit.py``) only formats its :class:`~pillow_variants.audit.report.AuditReport`.
+
+Start-up is part of the ``audit`` command's benchmark (scripts/bench_audit.py): this module
+imports only what starts reading a wheel; the loader, the surface and policy models, the
+report and pefile are imported (and the profiles loaded) once the first wheel's members are
+being inflated in another thread, which is most of an audit's work.
 """
 
 from __future__ import annotations
 
-import itertools
 import lzma
 import mmap
 import os
+import queue
 import re
 import tempfile
 import threading
 import zipfile
 import zlib
-from collections import deque
-from collections.abc import Generator, Iterable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Generator, Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from pillow_variants import limits
-from pillow_variants.audit.loader import MESSAGES, DllResult, Image, Loader, Module
-from pillow_variants.audit.policy import MODES, Policy, load_policy
-from pillow_variants.audit.report import AuditReport, Finding, ModuleReport, TargetReport
-from pillow_variants.audit.surface import load_surface
+from pillow_variants.audit import MODES
 from pillow_variants.errors import UserError
 from pillow_variants.pe import MappedPE, is_pe_name, read_pe
 
+if TYPE_CHECKING:
+    from pillow_variants.audit.loader import DllResult, Image
+    from pillow_variants.audit.policy import Policy
+    from pillow_variants.audit.report import AuditReport, Finding, TargetReport
+
 DEFAULT_SURFACE = "nanoserver-ltsc2022"
 _CPYTHON_TAG = re.compile(r"^cp(\d)(\d+)$")
-_READ_AHEAD = 2  # members inflated ahead of the parser; 2 keeps both cores of a small host busy
+#: Bytes inflated ahead of the parser (temporary files not yet parsed): all of a Pillow
+#: wheel's 13.5 MB of modules, while a wheel of huge modules does not fill the disk.
+_READ_AHEAD_BYTES = 64 << 20
 
 
 def _python_dlls(wheel_name: str) -> frozenset[str] | None:
@@ -58,92 +65,184 @@ def _python_dlls(wheel_name: str) -> frozenset[str] | None:
     return frozenset(names) or None
 
 
-class _Inflate(threading.Thread):
-    """Inflate one member into an anonymous temporary file in a thread: zlib releases the GIL,
-    so inflating the next modules overlaps with parsing this one (inflating is most of a
-    wheel's audit). Only a chunk of the member is in memory at any time (limits.spool_member);
-    the parser maps the file and touches only the pages of the headers and tables it reads,
-    not the megabytes of code in between (a Pillow ``_avif`` module is 8 MB)."""
+#: One inflated member: its name, its temporary file and size, or the error reading it.
+_Spooled = tuple[str, "IO[bytes] | None", int, "BaseException | None"]
 
-    def __init__(self, zf: zipfile.ZipFile, name: str) -> None:
+
+class _Inflater(threading.Thread):
+    """Inflates a wheel's members in order, each into an anonymous temporary file, while the
+    parser works: zlib (and ISA-L) release the GIL, so inflating, most of an audit, runs
+    beside the parsing and the imports on another core.
+
+    The read ahead is bounded in bytes (``budget``: inflated and not yet parsed), not in
+    members: bounded at two members, the thread stopped after Pillow's first three modules
+    until the parser, still importing, took the first one. One thread for all members,
+    not one per member: every thread that allocates gets its own malloc arena, and a thread
+    per member cost the audit of a Pillow wheel 1.5 MiB of peak memory. Only a chunk of a
+    member is in memory at a time (limits.spool_member); the parser maps the file and touches
+    only the pages of the headers and tables it reads, not the megabytes of code in between
+    (a Pillow ``_avif`` module is 8 MB).
+    """
+
+    def __init__(
+        self, zf: zipfile.ZipFile, members: list[str], budget: int = _READ_AHEAD_BYTES
+    ) -> None:
         super().__init__(daemon=True)
-        self.zf, self.member = zf, name
-        self.file: IO[bytes] | None = None
-        self.size = 0
-        self.exc: BaseException | None = None
+        self.zf, self.members, self.budget = zf, members, budget
+        self.ready: queue.SimpleQueue[_Spooled] = queue.SimpleQueue()
+        self.room = threading.Condition()
+        self.pending = 0  # bytes inflated and not yet released by the parser
+        self.stopped = False
         self.start()
 
     def run(self) -> None:
-        try:
-            # ZipFile serialises the shared file handle; the size is capped (limits.py)
-            info = self.zf.getinfo(self.member)
-            self.file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by discard()
-            subject = f"{self.zf.filename}:{self.member}"
-            self.size = limits.spool_member(self.zf, info, subject, self.file)
-        except BaseException as exc:  # re-raised in the caller's thread by mapped()
-            self.exc = exc
-
-    @contextmanager
-    def mapped(self) -> Iterator[bytes | mmap.mmap]:
-        """The member's bytes, mapped read-only, until the block ends (then the file goes)."""
-        self.join()
-        try:
-            if self.exc is not None:
-                raise self.exc
-            assert self.file is not None
-            if not self.size:  # an empty file cannot be mapped
-                yield b""
+        for name in self.members:
+            with self.room:
+                while self.pending >= self.budget and not self.stopped:
+                    self.room.wait()
+                if self.stopped:
+                    return
+            file: IO[bytes] | None = None
+            try:
+                info = self.zf.getinfo(name)
+                file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the consumer
+                size = limits.spool_member(self.zf, info, f"{self.zf.filename}:{name}", file)
+                file.flush()  # mapped by the parser: no bytes left in the buffer
+            except BaseException as exc:  # re-raised in the parser's thread
+                if file is not None:
+                    file.close()
+                self.ready.put((name, None, 0, exc))
                 return
-            self.file.flush()
-            with MappedPE(self.file.fileno(), 0, access=mmap.ACCESS_READ) as view:
-                yield view
-        finally:
-            self.discard()
+            with self.room:
+                self.pending += size
+            self.ready.put((name, file, size, None))
 
-    def discard(self) -> None:
-        if self.file is not None:
-            self.file.close()
+    def release(self, size: int) -> None:
+        """The parser is done with a member of ``size`` bytes: room for more."""
+        with self.room:
+            self.pending -= size
+            self.room.notify()
+
+    def close(self) -> None:
+        """Stop after the member being inflated and drop what was not parsed."""
+        with self.room:
+            self.stopped = True
+            self.room.notify()
+        self.join()
+        while not self.ready.empty():
+            _, file, _, _ = self.ready.get()
+            if file is not None:
+                file.close()
 
 
-def _read_ahead(
-    zf: zipfile.ZipFile, members: list[str], ahead: int = _READ_AHEAD
-) -> Generator[tuple[str, bytes | mmap.mmap], None, None]:
-    """``(name, bytes)`` of each member in order, valid until the next one is asked for, with
-    at most ``ahead`` members being inflated in advance (each to its own temporary file)."""
-    pending: deque[_Inflate] = deque()
-    todo = iter(members)
+def _read_ahead(inflater: _Inflater) -> Generator[tuple[str, bytes | mmap.mmap], None, None]:
+    """``(name, bytes)`` of each member in order, valid until the next one is asked for (the
+    inflater is already running: a generator's body only starts at the first ``next``)."""
     try:
-        for name in itertools.islice(todo, ahead):
-            pending.append(_Inflate(zf, name))
-        while pending:
-            current = pending.popleft()
-            nxt = next(todo, None)
-            if nxt is not None:
-                pending.append(_Inflate(zf, nxt))
-            with current.mapped() as data:
-                yield current.member, data
+        for _ in inflater.members:
+            name, file, size, exc = inflater.ready.get()
+            if exc is not None:
+                raise exc
+            assert file is not None
+            with file:
+                if not size:  # an empty file cannot be mapped
+                    yield name, b""
+                else:
+                    with MappedPE(file.fileno(), 0, access=mmap.ACCESS_READ) as view:
+                        yield name, view
+            inflater.release(size)
     finally:  # an error or an abandoned generator: let reads finish before the zip closes
-        for t in pending:
-            t.join()
-            t.discard()
+        inflater.close()
 
 
-def _open_wheel(path: Path) -> Image:
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
+def _wheel_error(path: Path, exc: BaseException) -> UserError:
+    if isinstance(exc, zipfile.BadZipFile | zipfile.LargeZipFile | EOFError | ValueError):
+        return UserError(f"{path}: not a readable wheel ({exc})")
+    # bad CRC, encryption, compression method, corrupt deflate/LZMA streams
+    return UserError(f"{path}: cannot read from the wheel ({exc})")
+
+
+#: What reading a wheel can raise besides UserError (see _wheel_error).
+_WHEEL_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    ValueError,
+    OSError,
+    RuntimeError,
+    NotImplementedError,
+    zlib.error,
+    lzma.LZMAError,
+)
+
+
+class _Opening:
+    """A target being opened: a wheel's members start inflating when this is created, so
+    that :func:`audit_paths` can import and load what the audit needs meanwhile; the PE
+    files are parsed by :meth:`image`. An error opening the target is raised by
+    :meth:`image` too, after the surface and policy errors, as before the read ahead."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.error: UserError | None = None
+        self.zf: zipfile.ZipFile | None = None
+        self.inflater: _Inflater | None = None
+        self.contents: Generator[tuple[str, bytes | mmap.mmap], None, None] | None = None
+        try:
+            self._start()
+        except UserError as exc:
+            self.error = exc
+            self.close()
+
+    def _start(self) -> None:
+        p = self.path
+        if p.is_dir():
+            return
+        if not p.exists():
+            raise UserError(f"{p}: no such file or directory")
+        limits.check_regular_file(p, "wheel or PE file")  # before is_zipfile opens a FIFO
+        if not (p.suffix.lower() == ".whl" or zipfile.is_zipfile(p)):
+            return
+        try:
+            self.zf = zipfile.ZipFile(p)
+            names = self.zf.namelist()
             if not any(re.fullmatch(r"[^/]+\.dist-info/WHEEL", n) for n in names):
-                raise UserError(f"{path}: not a wheel (no .dist-info/WHEEL in the archive)")
+                raise UserError(f"{p}: not a wheel (no .dist-info/WHEEL in the archive)")
             members = sorted(n for n in names if is_pe_name(n) and not n.endswith("/"))
-            _check_counts(path, len(names), len(members))
-            with closing(_read_ahead(zf, members)) as contents:
-                modules = [Module(n, read_pe(data, f"{path.name}:{n}")) for n, data in contents]
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
-        raise UserError(f"{path}: not a readable wheel ({exc})") from None
-    except (OSError, RuntimeError, NotImplementedError, zlib.error, lzma.LZMAError) as exc:
-        # bad CRC, encryption, compression method, corrupt deflate/LZMA streams
-        raise UserError(f"{path}: cannot read from the wheel ({exc})") from None
-    return Image("wheel", str(path), modules, _python_dlls(path.name))
+            _check_counts(p, len(names), len(members))
+            self.inflater = _Inflater(self.zf, members)
+            self.contents = _read_ahead(self.inflater)
+        except _WHEEL_ERRORS as exc:
+            raise _wheel_error(p, exc) from None
+
+    def image(self) -> Image:
+        from pillow_variants.audit.loader import Image, Module
+
+        if self.error is not None:
+            raise self.error
+        p = self.path
+        try:
+            if self.contents is not None:
+                try:
+                    modules = [
+                        Module(n, read_pe(data, f"{p.name}:{n}")) for n, data in self.contents
+                    ]
+                except _WHEEL_ERRORS as exc:
+                    raise _wheel_error(p, exc) from None
+                return Image("wheel", str(p), modules, _python_dlls(p.name))
+            if p.is_dir():
+                return _open_directory(p)
+            return Image("pe", str(p), [Module(p.name, read_pe(_read(p), str(p)))])
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.contents is not None:
+            self.contents.close()
+        if self.inflater is not None:  # also when the parse never started (a profile error)
+            self.inflater.close()
+        if self.zf is not None:
+            self.zf.close()
 
 
 def _walk_error(exc: OSError) -> None:
@@ -159,6 +258,8 @@ def _check_counts(path: Path, entries: int, modules: int) -> None:
 
 
 def _open_directory(path: Path) -> Image:
+    from pillow_variants.audit.loader import Image, Module
+
     modules = []
     for root, dirs, files in os.walk(path, onerror=_walk_error):
         dirs.sort()
@@ -178,18 +279,13 @@ def _read(path: Path) -> bytes:
 
 def open_target(path: str | os.PathLike[str]) -> Image:
     """A .whl, a directory (walked for .pyd/.dll/.exe) or one PE file -> :class:`Image`."""
-    p = Path(path)
-    if p.is_dir():
-        return _open_directory(p)
-    if not p.exists():
-        raise UserError(f"{p}: no such file or directory")
-    limits.check_regular_file(p, "wheel or PE file")  # before is_zipfile opens a FIFO
-    if p.suffix.lower() == ".whl" or zipfile.is_zipfile(p):
-        return _open_wheel(p)
-    return Image("pe", str(p), [Module(p.name, read_pe(_read(p), str(p)))])
+    return _Opening(path).image()
 
 
 def _surface_findings(d: DllResult) -> list[Finding]:
+    from pillow_variants.audit.loader import MESSAGES
+    from pillow_variants.audit.report import Finding
+
     severity = "warning" if d.delay else "error"
     when = " (delay-load: fails only when called)" if d.delay else ""
     if d.error:
@@ -205,6 +301,8 @@ def _surface_findings(d: DllResult) -> list[Finding]:
 
 
 def _policy_findings(d: DllResult, policy: Policy) -> list[Finding]:
+    from pillow_variants.audit.report import Finding
+
     if d.where not in ("surface", "missing", "system"):
         return []  # the target's own DLLs and the Python runtime are not system imports
     severity = "warning" if d.delay else "error"
@@ -233,6 +331,10 @@ def audit_image(
     image: Image, surface: str | None, mode: str, policy: Policy | None
 ) -> TargetReport:
     """Audit one opened target; ``surface`` None means strict-only (no loader verdicts)."""
+    from pillow_variants.audit.loader import Loader
+    from pillow_variants.audit.report import ModuleReport, TargetReport
+    from pillow_variants.audit.surface import load_surface
+
     loader = Loader(image, load_surface(surface) if surface else None)
     results = {m.path: loader.resolve_module(m) for m in image.modules}
     if loader.surface is not None:
@@ -263,14 +365,25 @@ def audit_paths(
     """
     if policy not in MODES:
         raise UserError(f"unknown policy mode {policy!r} (choose from {', '.join(MODES)})")
-    rules = load_policy(policy_file) if policy in ("strict", "both") else None
-    surf = load_surface(surface) if policy in ("surface", "both") else None
-    targets = []
-    for p in paths:
-        image = open_target(p)
-        if not image.modules:  # an audit of nothing must not read as a pass
-            raise UserError(f"no PE files in {p} (nothing to audit: .pyd, .dll or .exe)")
-        targets.append(audit_image(image, surface if surf else None, policy, rules))
+    todo = list(paths)
+    # The first target starts inflating now; what follows (imports, profiles) runs meanwhile.
+    first = _Opening(todo[0]) if todo else None
+    try:
+        from pillow_variants.audit.policy import load_policy
+        from pillow_variants.audit.report import AuditReport
+        from pillow_variants.audit.surface import load_surface
+
+        rules = load_policy(policy_file) if policy in ("strict", "both") else None
+        surf = load_surface(surface) if policy in ("surface", "both") else None
+        targets = []
+        for i, p in enumerate(todo):
+            image = first.image() if i == 0 and first is not None else open_target(p)
+            if not image.modules:  # an audit of nothing must not read as a pass
+                raise UserError(f"no PE files in {p} (nothing to audit: .pyd, .dll or .exe)")
+            targets.append(audit_image(image, surface if surf else None, policy, rules))
+    finally:
+        if first is not None:
+            first.close()
     return AuditReport(
         targets=targets,
         mode=policy,

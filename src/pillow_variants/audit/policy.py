@@ -19,7 +19,6 @@ from pillow_variants.errors import UserError
 from pillow_variants.limits import loads_json
 
 FORMAT = "pillow-variants-policy/1"
-MODES = ("strict", "surface", "both")
 
 
 class PolicyError(UserError):

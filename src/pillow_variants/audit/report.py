@@ -8,6 +8,7 @@ problems are warnings — the module loads, and fails only when the function is 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -74,6 +75,11 @@ class AuditReport:
         return EXIT_FINDINGS if self.errors else EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
+        return self._document(lazy=False)
+
+    def _document(self, lazy: bool) -> dict[str, Any]:
+        """The JSON document; ``lazy``: each target's modules as an iterator of their dicts,
+        built one at a time as :func:`_dumps` encodes them."""
         modules = self._modules()
         return {
             "schema": SCHEMA_ID,
@@ -91,25 +97,48 @@ class AuditReport:
                 "errors": self.errors,
                 "warnings": self.warnings,
             },
-            "targets": [_target_dict(t) for t in self.targets],
+            "targets": [_target_dict(t, lazy) for t in self.targets],
         }
 
     def to_json(self, indent: int | None = None) -> str:
         """One line by default: the report lists every bound function (hundreds of kB for a
         Pillow wheel), and only an unindented dump runs json's C encoder."""
-        return json.dumps(self.to_dict(), indent=indent)
+        if indent is not None:
+            return json.dumps(self.to_dict(), indent=indent)
+        return _dumps(self._document(lazy=True), _SPLIT_DEPTH)
 
     def to_text(self, verbose: bool = False) -> str:
         return "\n".join(_text_lines(self, verbose))
 
 
-def _target_dict(t: TargetReport) -> dict[str, Any]:
+#: Levels of the report encoded container by container (report, targets, target, modules):
+#: below them each module's dict is encoded whole.
+_SPLIT_DEPTH = 4
+
+
+def _dumps(value: Any, depth: int) -> str:
+    """``json.dumps(value)``, the same text, with less memory: json's C encoder holds every
+    piece of one call (tens of thousands of small strings for a Pillow wheel's report) until
+    it joins them, so the top ``depth`` levels of lists and string-keyed dicts are encoded one
+    item at a time (default separators ``", "``/``": "``), and an iterator (a target's
+    modules) is encoded as a list whose items are built only as they are encoded: the whole
+    report as dicts and pieces was 1.6 MB, the peak of an audit's memory."""
+    if depth and isinstance(value, list | Iterator):
+        return "[" + ", ".join(_dumps(v, depth - 1) for v in value) + "]"
+    if depth and isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        items = (f"{json.dumps(k)}: {_dumps(v, depth - 1)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    return json.dumps(value)
+
+
+def _target_dict(t: TargetReport, lazy: bool = False) -> dict[str, Any]:
     py = sorted(t.image.python_dlls) if t.image.python_dlls is not None else None
+    modules = map(_module_dict, t.modules)
     return {
         "path": t.image.path,
         "kind": t.image.kind,
         "python_dlls": py,
-        "modules": [_module_dict(m) for m in t.modules],
+        "modules": modules if lazy else list(modules),
     }
 
 

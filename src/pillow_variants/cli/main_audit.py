@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from pillow_variants.audit import MODES
 from pillow_variants.audit.engine import DEFAULT_SURFACE, audit_paths
-from pillow_variants.audit.policy import MODES
 
 COMMAND = "audit"
 HELP = "Check that wheels/PE files will load on a Windows surface (e.g. nanoserver), per function."

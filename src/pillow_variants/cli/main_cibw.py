@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 
 from pillow_variants._log import progress
+from pillow_variants.audit import MODES
 from pillow_variants.audit.engine import DEFAULT_SURFACE, audit_paths
-from pillow_variants.audit.policy import MODES
 from pillow_variants.build import cibw
 from pillow_variants.cli.options import add_cache_dir, add_source_options, add_subcommands
 from pillow_variants.errors import EXIT_OK, UserError
