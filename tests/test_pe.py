@@ -144,11 +144,13 @@ def test_truncated_pe_is_a_user_error(pe_dir: Path) -> None:
 
 _LEAN_PROBE = """
 import hashlib_probe_setup, json, sys
-from pillow_variants.pe import read_pe
+from pillow_variants.pe import prefer_builtin_hashes, read_pe
+lean = prefer_builtin_hashes() if sys.argv[2] == "lean" else None
 info = read_pe(open(sys.argv[1], "rb").read(), "probe.dll")
 import hashlib
 print(json.dumps({
     "openssl": "_hashlib" in sys.modules,
+    "lean": lean,
     "md5": hashlib.md5(b"abc").hexdigest(),
     "sha256": hashlib.sha256(b"abc").hexdigest(),
     "imports": [d.name for d in info.imports],
@@ -157,21 +159,22 @@ print(json.dumps({
 
 
 @pytest.mark.parametrize(
-    ("setup", "openssl"),
+    ("setup", "mode", "openssl"),
     [
-        ("", False),  # pefile first: hashlib without OpenSSL
-        ("import hashlib", True),  # hashlib already imported: left as it is
-        ("import sys; sys.modules['_md5'] = None", True),  # no built-in md5: OpenSSL's
+        ("", "lean", False),  # asked first: hashlib without OpenSSL
+        ("", "library", True),  # not asked (a library caller): pefile's hashlib as it comes
+        ("import hashlib", "lean", True),  # hashlib already imported: left as it is
+        ("import sys; sys.modules['_md5'] = None", "lean", True),  # no built-in md5
     ],
-    ids=["lean", "hashlib-first", "no-builtin-md5"],
+    ids=["lean", "library", "hashlib-first", "no-builtin-md5"],
 )
-def test_pefile_is_imported_without_openssl_when_nothing_needs_it(
-    pe_dir: Path, tmp_path: Path, setup: str, openssl: bool
+def test_pefile_is_imported_without_openssl_only_when_asked(
+    pe_dir: Path, tmp_path: Path, setup: str, mode: str, openssl: bool
 ) -> None:
-    """The first parse imports pefile; if hashlib is not imported yet it comes without its
-    OpenSSL backend (libcrypto, 3.4 MiB of the audit command's memory), with the same
-    digests; a process that imported hashlib first, or lacks CPython's own md5, keeps
-    OpenSSL. Each case in a fresh interpreter."""
+    """prefer_builtin_hashes() (what the audit command calls first) makes hashlib come
+    without its OpenSSL backend (libcrypto, 3.4 MiB of the command's memory), with the same
+    digests; a library caller that does not ask, a process that imported hashlib first, or
+    one without CPython's own md5 keeps OpenSSL. Each case in a fresh interpreter."""
     import json
     import subprocess
     import sys
@@ -180,10 +183,14 @@ def test_pefile_is_imported_without_openssl_when_nothing_needs_it(
     (tmp_path / "hashlib_probe_setup.py").write_text(setup + "\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
     proc = subprocess.run(
-        [sys.executable, "-c", _LEAN_PROBE, str(path)], capture_output=True, text=True, env=env
+        [sys.executable, "-c", _LEAN_PROBE, str(path), mode],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     out = json.loads(proc.stdout)
     assert out["openssl"] is openssl and out["imports"] == ["KERNEL32.dll"]
+    assert out["lean"] is (None if mode == "library" else not openssl)
     assert out["md5"] == "900150983cd24fb0d6963f7d28e17f72"
     assert out["sha256"] == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

@@ -27,7 +27,6 @@ import struct
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from pillow_variants.errors import UserError
@@ -201,36 +200,38 @@ _BUILTIN_HASHES = (
 )
 
 
-def _import_pefile() -> ModuleType:
-    """pefile, imported without loading OpenSSL when nothing in the process has.
+def prefer_builtin_hashes() -> bool:
+    """Import hashlib without its OpenSSL backend, if nothing in the process has imported it.
 
+    For the ``audit`` command's own process only (``cli/main_audit.py`` calls it first):
     pefile imports md5/sha1/sha256/sha512 from hashlib, for section hashes the audit never
-    asks for, and hashlib's first import loads OpenSSL's libcrypto: 3.4 MiB of the ``audit``
-    command's peak memory (benchmarked against ``delvewheel show``). So when hashlib is not
-    imported yet and CPython's own hash modules exist, hashlib is imported with its OpenSSL
-    backend hidden: the same digests from CPython's implementations, for the rest of this
-    process (in practice the ``audit`` command's; a build or publish imports hashlib first).
+    asks for, and hashlib's first import loads OpenSSL's libcrypto: 3.4 MiB of the command's
+    peak memory (benchmarked against ``delvewheel show``). CPython's own implementations give
+    the same digests; what the process loses is OpenSSL-only API (``pbkdf2_hmac``, ``scrypt``),
+    which is why a library caller never gets this. True when hashlib came without OpenSSL.
     """
-    if "hashlib" not in sys.modules and "_hashlib" not in sys.modules:
-        from importlib.util import find_spec
+    if "hashlib" in sys.modules or "_hashlib" in sys.modules:
+        return False
+    from importlib.util import find_spec
 
-        if all(find_spec(m) is not None for m in _BUILTIN_HASHES):
-            sys.modules["_hashlib"] = None  # type: ignore[assignment] # "import _hashlib" fails
-            try:
-                import hashlib
-            finally:
-                del sys.modules["_hashlib"]
-            if not all(hasattr(hashlib, n) for n in ("md5", "sha1", "sha256", "sha512")):
-                del sys.modules["hashlib"]  # let pefile import it with OpenSSL after all
-    import pefile
-
-    return pefile
+    if not all(find_spec(m) is not None for m in _BUILTIN_HASHES):
+        return False
+    sys.modules["_hashlib"] = None  # type: ignore[assignment] # "import _hashlib" fails
+    try:
+        import hashlib
+    finally:
+        del sys.modules["_hashlib"]
+    if all(hasattr(hashlib, n) for n in ("md5", "sha1", "sha256", "sha512")):
+        return True
+    del sys.modules["hashlib"]  # let pefile import it with OpenSSL after all
+    return False
 
 
 def _open(data: PEData, name: str, directories: list[int]) -> pefile.PE:
     if data[:2] != b"MZ":
         raise PEReadError(f"{name}: not a PE file (no MZ header)")
-    pefile = _import_pefile()
+    import pefile
+
     try:
         pe = pefile.PE(data=data, fast_load=True)
         pe.parse_data_directories(directories=directories)

@@ -59,7 +59,8 @@ print(json.dumps({"code": code, "openssl": "_hashlib" in sys.modules}), file=sys
 def test_the_audit_of_a_wheel_does_not_load_openssl(tmp_path) -> None:
     """OpenSSL's libcrypto was 3.4 MiB of the audit's peak memory (benchmarked against
     ``delvewheel show``), loaded only by pefile's import of hashlib: nothing on the audit path
-    imports hashlib first, so pefile comes without it (pe._import_pefile)."""
+    imports hashlib first, and the command asks for hashlib without it
+    (pe.prefer_builtin_hashes)."""
     from pefactory import build_pe
     from wheelfactory import make_wheel
 

@@ -11,6 +11,7 @@ import argparse
 
 from pillow_variants.audit import MODES
 from pillow_variants.audit.engine import DEFAULT_SURFACE, audit_paths
+from pillow_variants.pe import prefer_builtin_hashes
 
 COMMAND = "audit"
 HELP = "Check that wheels/PE files will load on a Windows surface (e.g. nanoserver), per function."
@@ -37,6 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    prefer_builtin_hashes()  # this process hashes nothing: no OpenSSL for pefile's hashlib
     report = audit_paths(
         args.targets, surface=args.surface, policy=args.policy, policy_file=args.rules
     )
