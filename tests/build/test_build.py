@@ -113,13 +113,21 @@ def test_sysconfig_vars_name_the_target_and_link_the_import_library(tmp_path: Pa
     assert crossenv.sysconfig_vars(sdk, _compiler(), link_cxx=True)["LDSHARED"].startswith("zc++")
 
 
-def test_zig_compiler_compiles_pillow_with_section_flags(tmp_path: Path) -> None:
+def test_zig_compiler_compiles_pillow_with_the_dependencies_flags(tmp_path: Path) -> None:
     """Pillow's objects get one section per function/data item, like the dependencies, so
-    the extension link drops what nothing references (MSVC: /O2 implies /Gy)."""
+    the extension link drops what nothing references (MSVC: /O2 implies /Gy), and the same
+    loop code generation (no unrolled or vectorized copies of every loop)."""
     zig = crossenv.CrossCompiler.zig()
-    assert zig.cflags == ["-O2", "-DNDEBUG", "-ffunction-sections", "-fdata-sections"]
+    flags = [
+        "-ffunction-sections",
+        "-fdata-sections",
+        "-fno-unroll-loops",
+        "-fno-vectorize",
+        "-falign-loops=1",
+    ]
+    assert zig.cflags == ["-O2", "-DNDEBUG", *flags]
     v = crossenv.sysconfig_vars(fake_sdk(tmp_path / "sdk"), zig)
-    assert v["CC"].endswith("-O2 -DNDEBUG -ffunction-sections -fdata-sections")
+    assert v["CC"].endswith(" ".join(["-O2", "-DNDEBUG", *flags]))
     assert " -shared -s " in v["LDSHARED"]  # stripped: no symbol table in the modules
 
 

@@ -21,7 +21,8 @@ from pillow_variants.toolchains.base import (
     is_msvc_only_edit,
 )
 from pillow_variants.toolchains.zig import (
-    SECTION_FLAGS,
+    COMPILE_FLAGS,
+    TARGET,
     ZIG_DEPS,
     ZigToolchain,
     link_runtime,
@@ -120,8 +121,7 @@ def test_link_drops_isa_flags_keeps_subsystem_flags(tmp_path, fake_zig):
         "c++",
         "-target",
         "x86_64-windows-gnu",
-        "-ffunction-sections",
-        "-fdata-sections",
+        *COMPILE_FLAGS,
         "-municode",
         "a.obj",
         "-o",
@@ -299,6 +299,7 @@ def test_identity_names_zig_version_and_target(tmp_path, fake_zig):
     ident = ZigToolchain(zig=str(tmp_path / "zigv"), nasm="", cmake="", meson="").identity()
     assert ident["version"] == "0.99.1" and ident["target"] == "x86_64-windows-gnu"
     assert ident["nasm"] == "absent"
+    assert ident["compile_flags"].split() == list(COMPILE_FLAGS)
 
 
 def test_check_host_needs_cmake(tmp_path):
@@ -314,6 +315,32 @@ def test_real_zig_is_the_pinned_package():
     assert Path(tc.zig).parent.name == "ziglang"
     assert tc.version.count(".") == 2, tc.version
     assert sys.executable  # the wrappers do not depend on this interpreter
+
+
+def _coff_code_bytes(obj: bytes) -> int:
+    """Bytes of executable code in a COFF object (sections flagged IMAGE_SCN_CNT_CODE)."""
+    (count,) = struct.unpack_from("<H", obj, 2)
+    table = 20 + struct.unpack_from("<H", obj, 16)[0]
+    headers = (obj[table + 40 * i : table + 40 * (i + 1)] for i in range(count))
+    return sum(struct.unpack_from("<I", h, 16)[0] for h in headers if h[36] & 0x20)
+
+
+@posix_only
+def test_real_wrapper_compiles_loops_without_unrolled_vector_copies(tmp_path):
+    """A simple loop through the cc wrapper at CMake's Release level (-O3): one scalar loop,
+    not clang's vector body + unrolled copies + remainder, which is what a direct zig cc
+    makes of it (the bytes CODEGEN_FLAGS exist to save)."""
+    tc = ZigToolchain()
+    tc.setup(str(tmp_path / "tc"))
+    (tmp_path / "l.c").write_text(
+        "void add(float *restrict a, const float *restrict b, int n)\n"
+        "{ for (int i = 0; i < n; i++) a[i] += b[i] * 3.0f; }\n"
+    )
+    sizes = {}
+    for name, cc in (("wrapper", [tc.wrapper("cc")]), ("zig", [tc.zig, "cc", "-target", TARGET])):
+        subprocess.run([*cc, "-O3", "-c", "l.c", "-o", f"{name}.obj"], cwd=tmp_path, check=True)
+        sizes[name] = _coff_code_bytes((tmp_path / f"{name}.obj").read_bytes())
+    assert 0 < sizes["wrapper"] * 2 < sizes["zig"], sizes
 
 
 @posix_only
@@ -354,7 +381,7 @@ def test_rc_wrapper_emits_coff_objects(tmp_path, fake_zig):
 def test_identity_changes_with_the_generated_files():
     a = toolchain(nasm="")
     files = a.generated_files("/tc")
-    assert all(" ".join(SECTION_FLAGS) in files[a.wrapper(t)] for t in ("cc", "c++"))
+    assert all(" ".join(COMPILE_FLAGS) in files[a.wrapper(t)] for t in ("cc", "c++"))
     b = toolchain(nasm="")
     b.generated_files("/other")
     assert a.identity()["generated_files_sha256"] != b.identity()["generated_files_sha256"]

@@ -105,19 +105,20 @@ class CrossCompiler:
     def zig(cls) -> CrossCompiler:
         """zig from the ``ziglang`` wheel: :func:`~pillow_variants.toolchains.zig.zig_command`.
 
-        Pillow's own objects get the dependencies' section flags (one section per function and
-        data item), so the link drops their unreferenced code as MSVC's /Gy + /OPT:REF do.
+        Pillow's own objects get the dependencies' compile flags: one section per function and
+        data item, so the link drops their unreferenced code as MSVC's /Gy + /OPT:REF do, and
+        no loop unrolling, vectorization or padding (what they cost: ``zig.CODEGEN_FLAGS``).
         The links get :func:`~pillow_variants.toolchains.zig.link_runtime`'s inputs, so that
         the C library comes from the UCRT and not from zig's whole-object runtime archives.
         """
-        from pillow_variants.toolchains.zig import SECTION_FLAGS, link_runtime, zig_command
+        from pillow_variants.toolchains.zig import COMPILE_FLAGS, link_runtime, zig_command
 
         base = zig_command()
         return cls(
             cc=[*base, "cc", "-target", ZIG_TARGET],
             cxx=[*base, "c++", "-target", ZIG_TARGET],
             ar=[*base, "ar"],
-            cflags=["-O2", "-DNDEBUG", *SECTION_FLAGS],
+            cflags=["-O2", "-DNDEBUG", *COMPILE_FLAGS],
             link_runtime=link_runtime,
         )
 
