@@ -156,7 +156,7 @@ def bench(session: nox.Session) -> None:
         session.run("python", "scripts/bench_audit.py", wheel)
     if "deps" in parts:
         session.run("python", "scripts/bench_deps.py", "--jobs", "2")
-    dist = Path(session.create_tmp()) / "dist"
+    dist = session.cache_dir / "bench-dist"  # kept across sessions: sizes/speed alone reuse it
     if "tags" in parts:
         shutil.rmtree(dist, ignore_errors=True)
         session.run("python", "scripts/bench_tags.py", "recipes/nanoserver.toml",
