@@ -279,13 +279,9 @@ def test_usage_errors_exit_2(built, capsys) -> None:
     assert exc.value.code == 2
 
 
-def test_wheel_members_are_read_ahead_in_order_and_bounded(tmp_path, monkeypatch) -> None:
-    """Members are inflated by one thread ahead of the parser, in order, within a budget of
-    bytes inflated and not yet parsed: with a budget of one byte, a member starts only once
-    the previous one is parsed. Inflations are counted when they start, so the bound is not
-    timing-bound."""
+def _counting_spool(monkeypatch) -> tuple[list[str], set[int]]:
+    """Record which members start inflating, in order, and on which threads."""
     from pillow_variants import limits
-    from pillow_variants.audit import engine
 
     started: list[str] = []
     threads: set[int] = set()
@@ -297,18 +293,60 @@ def test_wheel_members_are_read_ahead_in_order_and_bounded(tmp_path, monkeypatch
         return spool(zf, info, subject, dest, *args, **kwargs)
 
     monkeypatch.setattr(limits, "spool_member", counting)
+    return started, threads
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_wheel_members_are_read_ahead_in_order_and_bounded(tmp_path, monkeypatch, workers) -> None:
+    """Members are inflated by worker threads ahead of the parser, handed over in order,
+    within a budget of bytes inflated and not yet parsed: with a budget of one byte, no
+    worker starts a member while an inflated one waits for the parser, so at most one per
+    worker is ahead of it. Inflations are counted when they start, so the bound is not
+    timing-bound."""
+    from pillow_variants.audit import engine
+
+    started, threads = _counting_spool(monkeypatch)
     names = [f"m{i}.dll" for i in range(7)]
     wheel = make_wheel(tmp_path / "many-1.0-py3-none-any.whl", {n: n.encode() * 999 for n in names})
     with zipfile.ZipFile(wheel) as zf:
         seen = []
-        inflater = engine._Inflater(zf, names, budget=1)
+        inflater = engine._Inflater(zf, names, budget=1, threads=workers)
         for name, data in engine._read_ahead(inflater):
             seen.append(name)
-            assert len(started) == len(seen)  # the next one waits for this one's release
+            assert len(seen) <= len(started) <= len(seen) + workers - 1
             assert data[:] == name.encode() * 999
         assert inflater.pending == 0
-    assert seen == names == started
-    assert len(threads) == 1 and threading.get_ident() not in threads
+    assert seen == names and sorted(started) == names
+    assert 1 <= len(threads) <= workers and threading.get_ident() not in threads
+
+
+def test_a_slow_first_member_does_not_hold_up_the_others(tmp_path, monkeypatch) -> None:
+    """With two workers the members after a slow first one are inflated while it is (the
+    first cannot finish until they have started); the parser still gets them in order.
+    Pillow's 8 MB ``_avif`` sorts first: one worker inflated everything after it."""
+    from pillow_variants import limits
+    from pillow_variants.audit import engine
+
+    spool, others_started = limits.spool_member, threading.Event()
+    first_saw_others: list[bool] = []
+    started: list[str] = []
+
+    def slow_first(zf, info, subject, dest, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if info.filename == "m0.dll":
+            first_saw_others.append(others_started.wait(5))
+        else:
+            started.append(info.filename)
+            if len(started) == 3:
+                others_started.set()
+        return spool(zf, info, subject, dest, *args, **kwargs)
+
+    monkeypatch.setattr(limits, "spool_member", slow_first)
+    names = [f"m{i}.dll" for i in range(4)]
+    wheel = make_wheel(tmp_path / "many-1.0-py3-none-any.whl", {n: n.encode() * 99 for n in names})
+    with zipfile.ZipFile(wheel) as zf:
+        inflater = engine._Inflater(zf, names)  # the audit's default: two workers
+        assert [n for n, _ in engine._read_ahead(inflater)] == names
+    assert first_saw_others == [True]
 
 
 def test_an_abandoned_read_ahead_stops_its_thread(tmp_path) -> None:
@@ -323,7 +361,7 @@ def test_an_abandoned_read_ahead_stops_its_thread(tmp_path) -> None:
         reader = engine._read_ahead(inflater)
         assert next(reader)[0] == "m0.dll"
         reader.close()
-    assert not inflater.is_alive() and inflater.ready.empty()
+    assert not inflater.alive() and not inflater.done
 
 
 def test_a_large_member_is_audited_without_holding_it_in_memory(tmp_path) -> None:
@@ -390,7 +428,6 @@ def test_corrupt_member_error_from_a_reader_thread_is_one_line(built, tmp_path, 
 def test_a_profile_error_stops_the_read_ahead(built, tmp_path) -> None:
     """The first wheel starts inflating before the profiles load: a bad profile still gives
     its own error first, and leaves no inflater thread behind."""
-    from pillow_variants.audit import engine
     from pillow_variants.errors import UserError
 
     members = {f"pkg/m{i}.pyd": built["good"].read_bytes() for i in range(6)}
@@ -399,4 +436,4 @@ def test_a_profile_error_stops_the_read_ahead(built, tmp_path) -> None:
         audit_paths([wheel], surface="no-such-surface")
     with pytest.raises(UserError, match="unknown policy 'no-such-rules'"):
         audit_paths([wheel, tmp_path / "missing.whl"], policy_file="no-such-rules")
-    assert not [t for t in threading.enumerate() if isinstance(t, engine._Inflater)]
+    assert not [t for t in threading.enumerate() if t.name.startswith("pv-inflate")]

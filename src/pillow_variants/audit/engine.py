@@ -6,7 +6,7 @@
 Start-up is part of the ``audit`` command's benchmark (scripts/bench_audit.py): this module
 imports only what starts reading a wheel; the loader, the surface and policy models, the
 report and pefile are imported (and the profiles loaded) once the first wheel's members are
-being inflated in another thread, which is most of an audit's work.
+being inflated in other threads, which is most of an audit's work.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import lzma
 import mmap
 import os
-import queue
 import re
 import tempfile
 import threading
@@ -68,79 +67,111 @@ def _python_dlls(wheel_name: str) -> frozenset[str] | None:
 #: One inflated member: its name, its temporary file and size, or the error reading it.
 _Spooled = tuple[str, "IO[bytes] | None", int, "BaseException | None"]
 
+#: Threads inflating one wheel. Two, on the machines this is measured on (2 cores): with one,
+#: a Pillow wheel's 8 MB ``_avif`` module and the 5.5 MB of the others were inflated one after
+#: the other and the parser, done with its imports, waited ~45 ms for them; with two, the others
+#: are inflated while ``_avif`` is. Every thread that allocates gets its own malloc arena
+#: (a thread per member cost the audit 1.5 MiB of peak memory), so not more.
+_INFLATE_THREADS = 2
 
-class _Inflater(threading.Thread):
-    """Inflates a wheel's members in order, each into an anonymous temporary file, while the
-    parser works: zlib (and ISA-L) release the GIL, so inflating, most of an audit, runs
-    beside the parsing and the imports on another core.
 
-    The read ahead is bounded in bytes (``budget``: inflated and not yet parsed), not in
-    members: bounded at two members, the thread stopped after Pillow's first three modules
-    until the parser, still importing, took the first one. One thread for all members,
-    not one per member: every thread that allocates gets its own malloc arena, and a thread
-    per member cost the audit of a Pillow wheel 1.5 MiB of peak memory. Only a chunk of a
-    member is in memory at a time (limits.spool_member); the parser maps the file and touches
-    only the pages of the headers and tables it reads, not the megabytes of code in between
-    (a Pillow ``_avif`` module is 8 MB).
+class _Inflater:
+    """Inflates a wheel's members, each into an anonymous temporary file, in worker threads
+    while the parser works: zlib (and ISA-L) release the GIL, so inflating, most of an audit,
+    runs beside the parsing and the imports on other cores.
+
+    Members are taken in order and handed to the parser in order (:meth:`get`), whichever
+    worker finishes first. The read ahead is bounded in bytes (``budget``: inflated and not
+    yet parsed), not in members: bounded at two members, inflating stopped after Pillow's
+    first three modules until the parser, still importing, took the first one. Only a chunk
+    of a member is in memory at a time (limits.spool_member); the parser maps the file and
+    touches only the pages of the headers and tables it reads, not the megabytes of code in
+    between (a Pillow ``_avif`` module is 8 MB).
     """
 
     def __init__(
-        self, zf: zipfile.ZipFile, members: list[str], budget: int = _READ_AHEAD_BYTES
+        self,
+        zf: zipfile.ZipFile,
+        members: list[str],
+        budget: int = _READ_AHEAD_BYTES,
+        threads: int = _INFLATE_THREADS,
     ) -> None:
-        super().__init__(daemon=True)
         self.zf, self.members, self.budget = zf, members, budget
-        self.ready: queue.SimpleQueue[_Spooled] = queue.SimpleQueue()
         self.room = threading.Condition()
+        self.done: dict[int, _Spooled] = {}  # inflated, not yet taken by the parser
+        self.taken = 0  # members handed to a worker
         self.pending = 0  # bytes inflated and not yet released by the parser
         self.stopped = False
-        self.start()
+        self.threads = [
+            threading.Thread(target=self._work, daemon=True, name=f"pv-inflate-{i}")
+            for i in range(max(1, min(threads, len(members))))
+        ]
+        for t in self.threads:
+            t.start()
 
-    def run(self) -> None:
-        for name in self.members:
+    def _work(self) -> None:
+        while True:
             with self.room:
                 while self.pending >= self.budget and not self.stopped:
                     self.room.wait()
-                if self.stopped:
+                if self.stopped or self.taken == len(self.members):
                     return
+                index = self.taken
+                self.taken += 1
+            name = self.members[index]
             file: IO[bytes] | None = None
             try:
                 info = self.zf.getinfo(name)
                 file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the consumer
                 size = limits.spool_member(self.zf, info, f"{self.zf.filename}:{name}", file)
                 file.flush()  # mapped by the parser: no bytes left in the buffer
+                result: _Spooled = (name, file, size, None)
             except BaseException as exc:  # re-raised in the parser's thread
                 if file is not None:
                     file.close()
-                self.ready.put((name, None, 0, exc))
-                return
+                size, result = 0, (name, None, 0, exc)
             with self.room:
+                self.done[index] = result
                 self.pending += size
-            self.ready.put((name, file, size, None))
+                self.room.notify_all()
+            if result[3] is not None:
+                return  # the parser stops at this member: nothing after it is needed
+
+    def get(self, index: int) -> _Spooled:
+        """Member ``index`` once inflated (the parser's thread waits for it)."""
+        with self.room:
+            while index not in self.done:
+                self.room.wait()
+            return self.done.pop(index)
 
     def release(self, size: int) -> None:
         """The parser is done with a member of ``size`` bytes: room for more."""
         with self.room:
             self.pending -= size
-            self.room.notify()
+            self.room.notify_all()
+
+    def alive(self) -> bool:
+        return any(t.is_alive() for t in self.threads)
 
     def close(self) -> None:
-        """Stop after the member being inflated and drop what was not parsed."""
+        """Stop after the members being inflated and drop what was not parsed."""
         with self.room:
             self.stopped = True
-            self.room.notify()
-        self.join()
-        while not self.ready.empty():
-            _, file, _, _ = self.ready.get()
+            self.room.notify_all()
+        for t in self.threads:
+            t.join()
+        for _, file, _, _ in self.done.values():
             if file is not None:
                 file.close()
+        self.done.clear()
 
 
 def _read_ahead(inflater: _Inflater) -> Generator[tuple[str, bytes | mmap.mmap], None, None]:
     """``(name, bytes)`` of each member in order, valid until the next one is asked for (the
     inflater is already running: a generator's body only starts at the first ``next``)."""
     try:
-        for _ in inflater.members:
-            name, file, size, exc = inflater.ready.get()
+        for index in range(len(inflater.members)):
+            name, file, size, exc = inflater.get(index)
             if exc is not None:
                 raise exc
             assert file is not None
