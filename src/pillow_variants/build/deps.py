@@ -721,15 +721,3 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
             proc.kill()
     except (ProcessLookupError, PermissionError):
         pass  # already gone
-
-
-def build_deps(
-    recipe: Recipe,
-    toolchain: Toolchain,
-    prefix: Path,
-    *,
-    only: list[str] | None = None,
-    **kwargs: Any,
-) -> BuildReport:
-    """Build (or take from the cache) the recipe's dependencies into ``prefix``."""
-    return DepsBuilder(recipe, toolchain, prefix, **kwargs).build(only)

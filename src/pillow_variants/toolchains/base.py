@@ -13,16 +13,12 @@ upstream's per-dependency "headers"/"libs" lists, expressed once for every toolc
 
 from __future__ import annotations
 
-import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
 from pillow_variants.errors import ToolchainError
 from pillow_variants.recipe.model import Dependency, Recipe, SourceEdit
-
-#: The only target this project builds for (upstream Pillow's win_amd64 wheels).
-ARCHITECTURE = "AMD64"
 
 
 @dataclass(frozen=True)
@@ -275,7 +271,3 @@ class Toolchain(ABC):
 
 #: ``plan(..., jobs=JOBSERVER)``: no job count on the build commands (see ``jobserver()``).
 JOBSERVER = 0
-
-
-def host_is_windows() -> bool:
-    return sys.platform == "win32"
