@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,10 @@ def test_nanoserver_inherits_upstream_and_overrides() -> None:
     assert nano.inherits == "upstream.toml"
     assert nano.wheel_version == "13.0.0+nanoserver"
     assert nano.audit.surface == "nanoserver-ltsc2022" and nano.audit.policy == "both"
-    assert nano.dependencies == up.dependencies
+    # the dependencies are upstream's, but for the zig-only libwebp flags (issue #17: size)
+    webp = nano.dependencies["libwebp"]
+    assert webp.zig_options and not up.dependencies["libwebp"].zig_options
+    assert {**nano.dependencies, "libwebp": replace(webp, zig_options=[])} == up.dependencies
     assert nano.pillow.source == up.pillow.source and nano.pillow.version == up.pillow.version
     assert nano.pillow.config_settings == [*up.pillow.config_settings, "gdi=disable"]
     assert nano.features["imagegrab"].state == "removed" and nano.features["imagegrab"].reason

@@ -101,6 +101,17 @@ def test_cmake_commands_match_upstream(recipe, name, options, targets):
     ]
 
 
+def test_zig_options_are_not_passed_to_cl():
+    """nanoserver's zig_options (clang flags for libwebp) leave the MSVC build upstream's."""
+    nano = load_recipe(ROOT / "recipes" / "nanoserver.toml")
+    assert nano.dependencies["libwebp"].zig_options
+    p = plan(nano, "libwebp")
+    assert p.to_dict()["commands"][0] == (
+        f"{BASE} -DBUILD_SHARED_LIBS:BOOL=OFF -DWEBP_LINK_STATIC:BOOL=OFF {TAIL}"
+    )
+    assert any("zig_options not passed" in n for n in p.notes)
+
+
 def test_libavif_uses_minsizerel_like_upstream(recipe):
     configure = commands(recipe, "libavif")[0]
     assert configure.startswith(

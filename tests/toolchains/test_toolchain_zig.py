@@ -185,6 +185,22 @@ def test_plan_cmake_libjpeg(recipe):
     assert [(s.base, s.pattern) for s in libs] == [("/w/build", "libjpeg.a")]
 
 
+def test_plan_appends_the_recipes_zig_options_last():
+    """nanoserver's libwebp choices reach the zig build after every other option, so its
+    CMAKE_C_FLAGS_RELEASE (-Os) replaces CMake's Release default, and the manifest notes them."""
+    nano = load_recipe(ROOT / "recipes" / "nanoserver.toml")
+    p = toolchain().plan(nano, "libwebp", PATHS, 2)
+    zig_options = ["-DCMAKE_C_FLAGS=-mno-sse4.1 -mno-avx2", "-DCMAKE_C_FLAGS_RELEASE=-Os -DNDEBUG"]
+    assert p.options[:2] == ["-DBUILD_SHARED_LIBS:BOOL=OFF", "-DWEBP_LINK_STATIC:BOOL=OFF"]
+    assert p.options[-2:] == zig_options
+    configure = next(s for s in p.steps if isinstance(s, Command))
+    assert configure.argv[-2:] == tuple(zig_options)
+    assert any("zig_options" in n and "-Os" in n for n in p.notes)
+    # the upstream recipe has none
+    upstream = load_recipe(ROOT / "recipes" / "upstream.toml")
+    assert not any("-Os" in o for o in toolchain().plan(upstream, "libwebp", PATHS, 2).options)
+
+
 def test_plan_without_nasm_records_missing_simd(recipe):
     p = toolchain(nasm="").plan(recipe, "libjpeg", PATHS, 2)
     assert "-DWITH_SIMD=OFF" in p.options

@@ -102,6 +102,10 @@ class DependencySpec:
     targets: list[str] = field(default_factory=list)
     #: Configure options (cmake -D…, meson -D…), as upstream passes them.
     options: list[str] = field(default_factory=list)
+    #: Configure options only the zig toolchain passes, after all others: a variant's choices
+    #: about clang's code (its flags, which SIMD kernels it compiles) that would mean something
+    #: else to cl.exe, so that the MSVC build keeps upstream's commands.
+    zig_options: list[str] = field(default_factory=list)
     #: Upstream's in-place edits after extraction (not our patches: those are in patch sets).
     upstream_edits: list[SourceEdit] = field(default_factory=list)
     #: False when upstream's wheels do not contain the library (e.g. libimagequant, fribidi).

@@ -277,6 +277,8 @@ class MsvcToolchain(Toolchain):
             **{f"dir_{c}": paths.extra_sources.get(c, f"@{c.upper()}") for c in plan.extra_sources},
         }
         plan.options = [format_text(o, values) for o in dep.options]
+        if dep.zig_options:
+            plan.notes.append(f"the recipe's zig_options not passed: {' '.join(dep.zig_options)}")
         plan.edits = [format_edit(e, values) for e in dep.upstream_edits]
         if dep.build_system == "cmake":
             plan.steps += self._cmake_steps(dep, plan, paths, jobs)

@@ -59,9 +59,11 @@ SECTION_FLAGS = ("-ffunction-sections", "-fdata-sections")
 #: 13.0.0's C code 356 -> 231 KB, libwebp 1.6.0 536 -> 386 KB (-Os: 209 / 357 KB). The hot
 #: paths of libwebp, libjpeg-turbo, dav1d and aom are hand-written SIMD, which these flags do
 #: not touch. Measured on the cp313 wheel (``nox -s bench -- sizes speed``): 7 of 8 modules at
-#: or below the official wheel's size (``_webp`` 1.10x); against the same build without these
-#: flags the geometric mean of 31 timed operations is 1.04x (ImageChops add/multiply 1.7-1.8x,
-#: SHARPEN 1.24x: Pillow loops clang vectorizes), and against the official wheel 0.91x.
+#: or below the official wheel's size (``_webp`` 1.10x, until the nanoserver recipe's libwebp
+#: ``zig_options`` dropped its SSE4.1/AVX2 kernels and built it -Os); against the same build
+#: without these flags the geometric mean of 31 timed operations is 1.04x (ImageChops
+#: add/multiply 1.7-1.8x, SHARPEN 1.24x: Pillow loops clang vectorizes), and against the
+#: official wheel 0.91x.
 CODEGEN_FLAGS = ("-fno-unroll-loops", "-fno-vectorize", "-falign-loops=1")
 
 #: What every C/C++ compile gets: the dependencies' (through the wrappers) and Pillow's.
@@ -688,7 +690,9 @@ class ZigToolchain(Toolchain):
             plan.skipped_features.append(
                 Skipped("SIMD", "nasm not found; libjpeg-turbo's x86-64 SIMD code is assembly")
             )
-        return options + list(spec.extra_options)
+        if dep.zig_options:
+            plan.notes.append(f"the recipe's zig_options: {' '.join(dep.zig_options)}")
+        return options + list(spec.extra_options) + list(dep.zig_options)
 
     def _cmake_steps(
         self, dep: Dependency, spec: ZigDep, plan: DepPlan, paths: BuildPaths, jobs: int
