@@ -28,6 +28,11 @@ NOT_FOR_AUDIT = (
     "pefile",
     # imported by the first progress line; the audit reports none
     "logging",
+    # ~20 ms of the audit's start-up with its record types (pillow_variants._record)
+    "dataclasses",
+    "inspect",
+    # the built-in profiles are found beside the package (pillow_variants.audit.DATA)
+    "importlib.resources",
 )
 
 PROBE = """
@@ -52,15 +57,17 @@ WHEEL_PROBE = """
 import json, sys
 from pillow_variants.cli import main
 code = main(["audit", sys.argv[1], "--json"])
-print(json.dumps({"code": code, "openssl": "_hashlib" in sys.modules}), file=sys.stderr)
+heavy = [m for m in ("_hashlib", "dataclasses", "importlib.resources") if m in sys.modules]
+print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
 """
 
 
-def test_the_audit_of_a_wheel_does_not_load_openssl(tmp_path) -> None:
+def test_the_audit_of_a_wheel_does_not_load_openssl_or_dataclasses(tmp_path) -> None:
     """OpenSSL's libcrypto was 3.4 MiB of the audit's peak memory (benchmarked against
     ``delvewheel show``), loaded only by pefile's import of hashlib: nothing on the audit path
     imports hashlib first, and the command asks for hashlib without it
-    (pe.prefer_builtin_hashes)."""
+    (pe.prefer_builtin_hashes). Nor does parsing and reporting import dataclasses or
+    importlib.resources (the probe above stops before the first parse)."""
     from pefactory import build_pe
     from wheelfactory import make_wheel
 
@@ -70,4 +77,21 @@ def test_the_audit_of_a_wheel_does_not_load_openssl(tmp_path) -> None:
         [sys.executable, "-c", WHEEL_PROBE, str(wheel)], capture_output=True, text=True
     )
     assert json.loads(proc.stdout)["targets"][0]["modules"], proc.stderr  # it did audit
-    assert json.loads(proc.stderr.splitlines()[-1]) == {"code": 0, "openssl": False}
+    assert json.loads(proc.stderr.splitlines()[-1]) == {"code": 0, "heavy": []}
+
+
+def test_the_audit_shortens_the_switch_interval_and_restores_it(monkeypatch) -> None:
+    """The threads inflating a wheel take the GIL back after every chunk: the command audits
+    with a short switch interval (cli/main_audit.py) and leaves the process's as it was."""
+    from pillow_variants.cli import main, main_audit
+
+    seen = []
+
+    def audit_paths(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(sys.getswitchinterval())
+        raise KeyboardInterrupt  # the interval is restored on the way out of an error too
+
+    monkeypatch.setattr(main_audit, "audit_paths", audit_paths)
+    before = sys.getswitchinterval()
+    assert main(["audit", "x.whl"]) == 130
+    assert seen == [main_audit.SWITCH_INTERVAL] and sys.getswitchinterval() == before
