@@ -95,3 +95,35 @@ def test_the_audit_shortens_the_switch_interval_and_restores_it(monkeypatch) -> 
     before = sys.getswitchinterval()
     assert main(["audit", "x.whl"]) == 130
     assert seen == [main_audit.SWITCH_INTERVAL] and sys.getswitchinterval() == before
+
+
+EXIT_PROBE = """
+import atexit, sys
+atexit.register(lambda: sys.stderr.write("teardown ran\\n"))
+sys.argv = ["pillow-variants", *sys.argv[1:]]
+from pillow_variants.cli import run
+run()
+"""
+
+
+def test_the_audit_process_ends_without_teardown_and_with_all_its_output(tmp_path) -> None:
+    """After ``audit`` the executable skips the interpreter's teardown (~11 ms of an audit of
+    a Pillow wheel): the whole report still arrives, with the command's exit code. Other
+    commands end the ordinary way (atexit handlers run)."""
+    from pefactory import build_pe
+    from wheelfactory import make_wheel
+
+    pyd = build_pe(tmp_path, "_imaging.pyd", imports={"USER32.dll": ["GetDC"]})
+    wheel = make_wheel(tmp_path, files={"PIL/_imaging.cp313-win_amd64.pyd": pyd.read_bytes()})
+    audit = subprocess.run(
+        [sys.executable, "-c", EXIT_PROBE, "audit", str(wheel), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert audit.returncode == 1 and audit.stderr == ""  # USER32: a finding, no teardown
+    assert json.loads(audit.stdout)["exit_code"] == 1  # the whole JSON document arrived
+    listing = subprocess.run(
+        [sys.executable, "-c", EXIT_PROBE, "surface", "list"], capture_output=True, text=True
+    )
+    assert listing.returncode == 0 and "nanoserver-ltsc2022" in listing.stdout
+    assert listing.stderr == "teardown ran\n"
