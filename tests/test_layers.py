@@ -17,11 +17,12 @@ import pillow_variants
 
 #: Lowest first. A module may import its own layer's modules and any layer below.
 LAYERS = [
-    # the foundation: errors, logging, and the two file formats several stages read
+    # the foundation: errors, logging, records, and the two file formats several stages read
     {
         "pillow_variants",
         "pillow_variants.errors",
         "pillow_variants._log",
+        "pillow_variants._record",
         "pillow_variants.payload",
     },
     {"pillow_variants.hashing", "pillow_variants.limits", "pillow_variants.pe"},

@@ -1,5 +1,5 @@
 """Allow ``python -m pillow_variants``."""
 
-from pillow_variants.cli import main
+from pillow_variants.cli import run
 
-raise SystemExit(main())
+run()

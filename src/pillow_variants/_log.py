@@ -13,8 +13,9 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from pillow_variants._record import FrozenRecord
 
 if TYPE_CHECKING:
     import logging
@@ -57,8 +58,7 @@ def debug(message: str) -> None:
     _get().debug(message)
 
 
-@dataclass(frozen=True)
-class StepTime:
+class StepTime(FrozenRecord):
     """Where one step's wall time went: the toolkit's own work (this process's CPU time) and
     the rest, spent waiting for the tools it ran (compilers, linkers, CMake, pip, Wine).
 
@@ -66,10 +66,13 @@ class StepTime:
     while a tool runs, this process sleeps in ``wait()`` and accrues no CPU time.
     """
 
-    name: str
-    wall: float
-    toolkit: float  # CPU seconds of this process
-    tools_cpu: float  # CPU seconds of the finished child processes (all cores)
+    __slots__ = ("name", "wall", "toolkit", "tools_cpu")
+
+    def __init__(self, name: str, wall: float, toolkit: float, tools_cpu: float) -> None:
+        self.name = name
+        self.wall = wall
+        self.toolkit = toolkit  # CPU seconds of this process
+        self.tools_cpu = tools_cpu  # CPU seconds of the finished child processes (all cores)
 
     @property
     def tools(self) -> float:

@@ -23,24 +23,26 @@ import struct
 import time
 import zipfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from pillow_variants._record import FrozenRecord
 from pillow_variants.errors import UserError
 
 _PREFIX = "PILLOW_VARIANTS_MAX_"
 _MIB = 1 << 20
 
 
-@dataclass(frozen=True)
-class Limit:
+class Limit(FrozenRecord):
     """One documented limit: ``PILLOW_VARIANTS_MAX_<key>`` overrides ``default``."""
 
-    key: str
-    default: int
-    what: str  # as in "the 512 MiB member limit"
-    unit: str  # "bytes", "count" or "seconds": how the value is printed
+    __slots__ = ("key", "default", "what", "unit")
+
+    def __init__(self, key: str, default: int, what: str, unit: str) -> None:
+        self.key = key
+        self.default = default
+        self.what = what  # as in "the 512 MiB member limit"
+        self.unit = unit  # "bytes", "count" or "seconds": how the value is printed
 
     @property
     def env(self) -> str:

@@ -26,9 +26,9 @@ import mmap
 import struct
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pillow_variants._record import FrozenRecord, Record
 from pillow_variants.errors import UserError
 
 if TYPE_CHECKING:
@@ -136,34 +136,45 @@ class PEReadError(UserError):
     """A file is not a PE image the loader could map, or its import/export tables are broken."""
 
 
-@dataclass(frozen=True)
-class ImportedFunction:
+class ImportedFunction(FrozenRecord):
     """One entry of an import table: by name, or by ordinal when ``name`` is None."""
 
-    name: str | None
-    ordinal: int | None = None
+    __slots__ = ("name", "ordinal")
+
+    def __init__(self, name: str | None, ordinal: int | None = None) -> None:
+        self.name = name
+        self.ordinal = ordinal
 
     @property
     def label(self) -> str:
         return self.name if self.name is not None else f"#{self.ordinal}"
 
 
-@dataclass(frozen=True)
-class ImportedDll:
+class ImportedDll(FrozenRecord):
     """A DLL named in the import (or delay-import) directory and the functions taken from it."""
 
-    name: str
-    functions: tuple[ImportedFunction, ...]
-    delay: bool = False
+    __slots__ = ("name", "functions", "delay")
+
+    def __init__(self, name: str, functions: tuple[ImportedFunction, ...], delay: bool = False):
+        self.name = name
+        self.functions = functions
+        self.delay = delay
 
 
-@dataclass
-class ExportTable:
+class ExportTable(Record):
     """Exports as the loader sees them: names, ordinals and forwarder strings ("DLL.Func")."""
 
-    names: set[str] = field(default_factory=set)
-    ordinals: dict[int, str | None] = field(default_factory=dict)  # ordinal -> name (or None)
-    forwarders: dict[str, str] = field(default_factory=dict)  # name or "#ord" -> "DLL.target"
+    __slots__ = ("names", "ordinals", "forwarders")
+
+    def __init__(
+        self,
+        names: set[str] | None = None,
+        ordinals: dict[int, str | None] | None = None,
+        forwarders: dict[str, str] | None = None,
+    ) -> None:
+        self.names = set() if names is None else names
+        self.ordinals = {} if ordinals is None else ordinals  # ordinal -> name (or None)
+        self.forwarders = {} if forwarders is None else forwarders  # name/"#ord" -> "DLL.x"
 
     def to_dict(self) -> dict:
         """JSON form used by captured surface profiles (sorted for stable diffs)."""
@@ -174,15 +185,24 @@ class ExportTable:
         }
 
 
-@dataclass
-class PEInfo:
+class PEInfo(Record):
     """The loader-relevant content of one PE file."""
 
-    name: str
-    machine: str
-    is_dll: bool
-    imports: list[ImportedDll]
-    exports: ExportTable
+    __slots__ = ("name", "machine", "is_dll", "imports", "exports")
+
+    def __init__(
+        self,
+        name: str,
+        machine: str,
+        is_dll: bool,
+        imports: list[ImportedDll],
+        exports: ExportTable,
+    ) -> None:
+        self.name = name
+        self.machine = machine
+        self.is_dll = is_dll
+        self.imports = imports
+        self.exports = exports
 
 
 def _text(raw: bytes | None) -> str | None:

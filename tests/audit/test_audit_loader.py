@@ -297,56 +297,91 @@ def _counting_spool(monkeypatch) -> tuple[list[str], set[int]]:
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3])
-def test_wheel_members_are_read_ahead_in_order_and_bounded(tmp_path, monkeypatch, workers) -> None:
-    """Members are inflated by worker threads ahead of the parser, handed over in order,
-    within a budget of bytes inflated and not yet parsed: with a budget of one byte, no
-    worker starts a member while an inflated one waits for the parser, so at most one per
-    worker is ahead of it. Inflations are counted when they start, so the bound is not
+def test_wheel_members_are_read_ahead_and_bounded(tmp_path, monkeypatch, workers) -> None:
+    """Members are inflated by worker threads ahead of the parser, largest first, each handed
+    over once, within a budget of bytes inflated and not yet parsed: with a budget of one
+    byte, no worker starts a member while an inflated one waits for the parser, so at most one
+    per worker is ahead of it. Inflations are counted when they start, so the bound is not
     timing-bound."""
     from pillow_variants.audit import engine
 
     started, threads = _counting_spool(monkeypatch)
     names = [f"m{i}.dll" for i in range(7)]
-    wheel = make_wheel(tmp_path / "many-1.0-py3-none-any.whl", {n: n.encode() * 999 for n in names})
+    sizes = [3, 1, 7, 2, 7, 5, 4]  # x 999 bytes; m2 and m4 tie: the archive's order
+    members = {n: n.encode() * 999 * k for n, k in zip(names, sizes, strict=True)}
+    wheel = make_wheel(tmp_path / "many-1.0-py3-none-any.whl", members)
     with zipfile.ZipFile(wheel) as zf:
         seen = []
         inflater = engine._Inflater(zf, names, budget=1, threads=workers)
-        for name, data in engine._read_ahead(inflater):
+        for index, name, data in engine._read_ahead(inflater):
             seen.append(name)
             assert len(seen) <= len(started) <= len(seen) + workers - 1
-            assert data[:] == name.encode() * 999
+            assert name == names[index] and data[:] == members[name]
         assert inflater.pending == 0
-    assert seen == names and sorted(started) == names
+    largest_first = ["m2.dll", "m4.dll", "m5.dll", "m6.dll", "m0.dll", "m3.dll", "m1.dll"]
+    assert [names[i] for i in inflater.order] == largest_first
+    assert sorted(seen) == sorted(started) == names
+    if workers == 1:
+        assert seen == started == largest_first
     assert 1 <= len(threads) <= workers and threading.get_ident() not in threads
 
 
 def test_a_slow_first_member_does_not_hold_up_the_others(tmp_path, monkeypatch) -> None:
-    """With two workers the members after a slow first one are inflated while it is (the
-    first cannot finish until they have started); the parser still gets them in order.
-    Pillow's 8 MB ``_avif`` sorts first: one worker inflated everything after it."""
+    """With two workers the members after a slow first one are inflated while it is, and
+    handed to the parser before it: it cannot finish until the parser has all the others.
+    Pillow's 8 MB ``_avif`` sorts first: one worker inflated everything after it, and the
+    parser, handed members in order, waited for it."""
     from pillow_variants import limits
     from pillow_variants.audit import engine
 
-    spool, others_started = limits.spool_member, threading.Event()
+    spool, others_parsed = limits.spool_member, threading.Event()
     first_saw_others: list[bool] = []
-    started: list[str] = []
 
     def slow_first(zf, info, subject, dest, *args, **kwargs):  # type: ignore[no-untyped-def]
         if info.filename == "m0.dll":
-            first_saw_others.append(others_started.wait(5))
-        else:
-            started.append(info.filename)
-            if len(started) == 3:
-                others_started.set()
+            first_saw_others.append(others_parsed.wait(5))
         return spool(zf, info, subject, dest, *args, **kwargs)
 
     monkeypatch.setattr(limits, "spool_member", slow_first)
     names = [f"m{i}.dll" for i in range(4)]
-    wheel = make_wheel(tmp_path / "many-1.0-py3-none-any.whl", {n: n.encode() * 99 for n in names})
+    members = {n: n.encode() * (999 if n == "m0.dll" else 99) for n in names}
+    wheel = make_wheel(tmp_path / "many-1.0-py3-none-any.whl", members)
+    seen = []
     with zipfile.ZipFile(wheel) as zf:
         inflater = engine._Inflater(zf, names)  # the audit's default: two workers
-        assert [n for n, _ in engine._read_ahead(inflater)] == names
-    assert first_saw_others == [True]
+        for _, name, _ in engine._read_ahead(inflater):
+            seen.append(name)
+            if len(seen) == 3:
+                others_parsed.set()
+    assert seen == ["m1.dll", "m2.dll", "m3.dll", "m0.dll"] and first_saw_others == [True]
+
+
+def test_of_two_bad_members_the_first_taken_is_reported(tmp_path, monkeypatch) -> None:
+    """Members are handed over as they are done, but an error is not: the small bad member
+    fails first, and the large one, taken first, is still the one reported (the same error
+    for the same wheel, whichever thread was quicker)."""
+    from pillow_variants import limits
+    from pillow_variants.audit import engine
+
+    small_failed = threading.Event()
+
+    def failing(zf, info, subject, dest, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if info.filename == "small.dll":
+            small_failed.set()
+        else:
+            assert small_failed.wait(5)
+        raise zipfile.BadZipFile(f"bad {info.filename}")
+
+    monkeypatch.setattr(limits, "spool_member", failing)
+    names = ["large.dll", "small.dll"]
+    wheel = make_wheel(
+        tmp_path / "two-1.0-py3-none-any.whl", {"large.dll": bytes(999), "small.dll": b"x"}
+    )
+    with zipfile.ZipFile(wheel) as zf:
+        inflater = engine._Inflater(zf, names)
+        with pytest.raises(zipfile.BadZipFile, match="bad large.dll"):
+            list(engine._read_ahead(inflater))
+    assert not inflater.alive()
 
 
 def test_an_abandoned_read_ahead_stops_its_thread(tmp_path) -> None:
@@ -359,7 +394,7 @@ def test_an_abandoned_read_ahead_stops_its_thread(tmp_path) -> None:
     with zipfile.ZipFile(wheel) as zf:
         inflater = engine._Inflater(zf, names, budget=400_000)
         reader = engine._read_ahead(inflater)
-        assert next(reader)[0] == "m0.dll"
+        assert next(reader)[1] in names
         reader.close()
     assert not inflater.alive() and not inflater.done
 

@@ -28,6 +28,11 @@ NOT_FOR_AUDIT = (
     "pefile",
     # imported by the first progress line; the audit reports none
     "logging",
+    # ~20 ms of the audit's start-up with its record types (pillow_variants._record)
+    "dataclasses",
+    "inspect",
+    # the built-in profiles are found beside the package (pillow_variants.audit.DATA)
+    "importlib.resources",
 )
 
 PROBE = """
@@ -52,15 +57,17 @@ WHEEL_PROBE = """
 import json, sys
 from pillow_variants.cli import main
 code = main(["audit", sys.argv[1], "--json"])
-print(json.dumps({"code": code, "openssl": "_hashlib" in sys.modules}), file=sys.stderr)
+heavy = [m for m in ("_hashlib", "dataclasses", "importlib.resources") if m in sys.modules]
+print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
 """
 
 
-def test_the_audit_of_a_wheel_does_not_load_openssl(tmp_path) -> None:
+def test_the_audit_of_a_wheel_does_not_load_openssl_or_dataclasses(tmp_path) -> None:
     """OpenSSL's libcrypto was 3.4 MiB of the audit's peak memory (benchmarked against
     ``delvewheel show``), loaded only by pefile's import of hashlib: nothing on the audit path
     imports hashlib first, and the command asks for hashlib without it
-    (pe.prefer_builtin_hashes)."""
+    (pe.prefer_builtin_hashes). Nor does parsing and reporting import dataclasses or
+    importlib.resources (the probe above stops before the first parse)."""
     from pefactory import build_pe
     from wheelfactory import make_wheel
 
@@ -70,4 +77,53 @@ def test_the_audit_of_a_wheel_does_not_load_openssl(tmp_path) -> None:
         [sys.executable, "-c", WHEEL_PROBE, str(wheel)], capture_output=True, text=True
     )
     assert json.loads(proc.stdout)["targets"][0]["modules"], proc.stderr  # it did audit
-    assert json.loads(proc.stderr.splitlines()[-1]) == {"code": 0, "openssl": False}
+    assert json.loads(proc.stderr.splitlines()[-1]) == {"code": 0, "heavy": []}
+
+
+def test_the_audit_shortens_the_switch_interval_and_restores_it(monkeypatch) -> None:
+    """The threads inflating a wheel take the GIL back after every chunk: the command audits
+    with a short switch interval (cli/main_audit.py) and leaves the process's as it was."""
+    from pillow_variants.cli import main, main_audit
+
+    seen = []
+
+    def audit_paths(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(sys.getswitchinterval())
+        raise KeyboardInterrupt  # the interval is restored on the way out of an error too
+
+    monkeypatch.setattr(main_audit, "audit_paths", audit_paths)
+    before = sys.getswitchinterval()
+    assert main(["audit", "x.whl"]) == 130
+    assert seen == [main_audit.SWITCH_INTERVAL] and sys.getswitchinterval() == before
+
+
+EXIT_PROBE = """
+import atexit, sys
+atexit.register(lambda: sys.stderr.write("teardown ran\\n"))
+sys.argv = ["pillow-variants", *sys.argv[1:]]
+from pillow_variants.cli import run
+run()
+"""
+
+
+def test_the_audit_process_ends_without_teardown_and_with_all_its_output(tmp_path) -> None:
+    """After ``audit`` the executable skips the interpreter's teardown (~11 ms of an audit of
+    a Pillow wheel): the whole report still arrives, with the command's exit code. Other
+    commands end the ordinary way (atexit handlers run)."""
+    from pefactory import build_pe
+    from wheelfactory import make_wheel
+
+    pyd = build_pe(tmp_path, "_imaging.pyd", imports={"USER32.dll": ["GetDC"]})
+    wheel = make_wheel(tmp_path, files={"PIL/_imaging.cp313-win_amd64.pyd": pyd.read_bytes()})
+    audit = subprocess.run(
+        [sys.executable, "-c", EXIT_PROBE, "audit", str(wheel), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert audit.returncode == 1 and audit.stderr == ""  # USER32: a finding, no teardown
+    assert json.loads(audit.stdout)["exit_code"] == 1  # the whole JSON document arrived
+    listing = subprocess.run(
+        [sys.executable, "-c", EXIT_PROBE, "surface", "list"], capture_output=True, text=True
+    )
+    assert listing.returncode == 0 and "nanoserver-ltsc2022" in listing.stdout
+    assert listing.stderr == "teardown ran\n"

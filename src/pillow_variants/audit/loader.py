@@ -25,8 +25,8 @@ from __future__ import annotations
 import posixpath
 import re
 from collections import deque
-from dataclasses import dataclass, field
 
+from pillow_variants._record import Record
 from pillow_variants.audit.apiset import is_apiset
 from pillow_variants.audit.surface import DllModel, Resolution, Surface, normalize_dll
 from pillow_variants.pe import ImportedDll, ImportedFunction, PEInfo
@@ -48,12 +48,14 @@ _PYTHON_DLL = re.compile(r"^python3\d+t?\.dll$")  # python314t.dll: free-threade
 MAX_FORWARD_DEPTH = 64
 
 
-@dataclass(frozen=True)
-class Module:
+class Module(Record):
     """A PE file of the target, by its POSIX path inside the target."""
 
-    path: str
-    info: PEInfo
+    __slots__ = ("path", "info")
+
+    def __init__(self, path: str, info: PEInfo) -> None:
+        self.path = path
+        self.info = info
 
     @property
     def directory(self) -> str:
@@ -64,45 +66,74 @@ class Module:
         return posixpath.basename(self.path).lower()
 
 
-@dataclass
-class Image:
+class Image(Record):
     """What the loader can see of one target: its PE modules and the runtime it expects.
 
     ``python_dlls`` restricts which ``pythonXY.dll`` the runtime provides (from the wheel tags:
     a cp311 wheel gets python311.dll and python3.dll); None accepts any.
     """
 
-    kind: str
-    path: str
-    modules: list[Module]
-    python_dlls: frozenset[str] | None = None
+    __slots__ = ("kind", "path", "modules", "python_dlls")
+
+    def __init__(
+        self,
+        kind: str,
+        path: str,
+        modules: list[Module],
+        python_dlls: frozenset[str] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.path = path
+        self.modules = modules
+        self.python_dlls = python_dlls
 
 
-@dataclass
-class Provider:
+class Provider(Record):
     """Where an import name landed: ``wheel`` (a module of the target), ``runtime``,
     ``surface`` or ``missing``."""
 
-    where: str
-    model: DllModel | None
-    resolution: Resolution
-    module: Module | None = None
+    __slots__ = ("where", "model", "resolution", "module")
+
+    def __init__(
+        self,
+        where: str,
+        model: DllModel | None,
+        resolution: Resolution,
+        module: Module | None = None,
+    ) -> None:
+        self.where = where
+        self.model = model
+        self.resolution = resolution
+        self.module = module
 
     @property
     def found(self) -> bool:
         return self.model is not None
 
 
-@dataclass
-class FunctionResult:
-    name: str | None
-    ordinal: int | None
-    present: bool | None  # None: not checked (strict-only audits do not consult a surface)
-    basis: str = ""
-    detail: str = ""
-    sources: tuple[str, ...] = ()
-    forwarded_to: list[str] = field(default_factory=list)
-    rules: list[str] = field(default_factory=list)
+class FunctionResult(Record):
+    """One imported function's verdict (its fields are set as the loader binds it)."""
+
+    __slots__ = (
+        "name",
+        "ordinal",
+        "present",
+        "basis",
+        "detail",
+        "sources",
+        "forwarded_to",
+        "rules",
+    )
+
+    def __init__(self, name: str | None, ordinal: int | None, present: bool | None) -> None:
+        self.name = name
+        self.ordinal = ordinal
+        self.present = present  # None: not checked (strict-only audits consult no surface)
+        self.basis = ""
+        self.detail = ""
+        self.sources: tuple[str, ...] = ()
+        self.forwarded_to: list[str] = []
+        self.rules: list[str] = []
 
     @property
     def label(self) -> str:
@@ -113,42 +144,82 @@ class FunctionResult:
         return ERROR_PROC_NOT_FOUND if self.present is False else None
 
 
-@dataclass
-class DllResult:
-    name: str
-    key: str
-    delay: bool
-    where: str
-    present: bool | None
-    basis: str = ""
-    detail: str = ""
-    sources: tuple[str, ...] = ()
-    resolved_as: str = ""
-    error: int | None = None
-    functions: list[FunctionResult] = field(default_factory=list)
-    rules: list[str] = field(default_factory=list)
+class DllResult(Record):
+    """One imported DLL's verdict and its functions'."""
+
+    __slots__ = (
+        "name",
+        "key",
+        "delay",
+        "where",
+        "present",
+        "basis",
+        "detail",
+        "sources",
+        "resolved_as",
+        "error",
+        "functions",
+        "rules",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        key: str,
+        delay: bool,
+        where: str,
+        present: bool | None,
+        basis: str = "",
+        detail: str = "",
+        sources: tuple[str, ...] = (),
+        resolved_as: str = "",
+    ) -> None:
+        self.name = name
+        self.key = key
+        self.delay = delay
+        self.where = where
+        self.present = present
+        self.basis = basis
+        self.detail = detail
+        self.sources = sources
+        self.resolved_as = resolved_as
+        self.error: int | None = None
+        self.functions: list[FunctionResult] = []
+        self.rules: list[str] = []
 
 
-@dataclass
-class LoadVerdict:
+class LoadVerdict(Record):
     """Whether ``LoadLibrary`` of a module succeeds, and which module in its chain fails."""
 
-    ok: bool
-    error: int | None = None
-    chain: list[str] = field(default_factory=list)
-    detail: str = ""
+    __slots__ = ("ok", "error", "chain", "detail")
+
+    def __init__(
+        self,
+        ok: bool,
+        error: int | None = None,
+        chain: list[str] | None = None,
+        detail: str = "",
+    ) -> None:
+        self.ok = ok
+        self.error = error
+        self.chain = [] if chain is None else chain
+        self.detail = detail
 
     @property
     def message(self) -> str:
         return MESSAGES.get(self.error or 0, "")
 
 
-@dataclass
-class ModuleResult:
-    path: str
-    machine: str
-    imports: list[DllResult]
-    load: LoadVerdict | None = None
+class ModuleResult(Record):
+    """One module's imports as bound, and (with a surface) whether it loads."""
+
+    __slots__ = ("path", "machine", "imports", "load")
+
+    def __init__(self, path: str, machine: str, imports: list[DllResult]) -> None:
+        self.path = path
+        self.machine = machine
+        self.imports = imports
+        self.load: LoadVerdict | None = None
 
     def first_static_error(self) -> tuple[int, str] | None:
         for dll in self.imports:

@@ -9,12 +9,12 @@ Each rule has an id, a one-line reason and a suggested fix, which reports repeat
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pillow_variants._record import FrozenRecord
+from pillow_variants.audit import DATA
 from pillow_variants.errors import UserError
 from pillow_variants.limits import loads_json
 
@@ -34,18 +34,39 @@ def _compile(pattern: str | None, where: str) -> re.Pattern[str] | None:
         raise PolicyError(f"{where}: bad pattern {pattern!r}: {exc}") from None
 
 
-@dataclass(frozen=True)
-class PolicyRule:
+class PolicyRule(FrozenRecord):
     """One rule: matches a whole DLL (``dlls``/``dll_pattern``) or functions by name."""
 
-    id: str
-    reason: str
-    fix: str
-    dlls: frozenset[str]
-    dll_pattern: re.Pattern[str] | None
-    function_pattern: re.Pattern[str] | None
-    except_functions: frozenset[str]
-    except_dll_pattern: re.Pattern[str] | None
+    __slots__ = (
+        "id",
+        "reason",
+        "fix",
+        "dlls",
+        "dll_pattern",
+        "function_pattern",
+        "except_functions",
+        "except_dll_pattern",
+    )
+
+    def __init__(
+        self,
+        id: str,  # noqa: A002 - the rule's id, as in the policy JSON
+        reason: str,
+        fix: str,
+        dlls: frozenset[str],
+        dll_pattern: re.Pattern[str] | None,
+        function_pattern: re.Pattern[str] | None,
+        except_functions: frozenset[str],
+        except_dll_pattern: re.Pattern[str] | None,
+    ) -> None:
+        self.id = id
+        self.reason = reason
+        self.fix = fix
+        self.dlls = dlls
+        self.dll_pattern = dll_pattern
+        self.function_pattern = function_pattern
+        self.except_functions = except_functions
+        self.except_dll_pattern = except_dll_pattern
 
     @property
     def dll_level(self) -> bool:
@@ -65,11 +86,15 @@ class PolicyRule:
         return {"id": self.id, "reason": self.reason, "fix": self.fix}
 
 
-@dataclass(frozen=True)
-class Policy:
-    name: str
-    description: str
-    rules: tuple[PolicyRule, ...]
+class Policy(FrozenRecord):
+    """A loaded rule set."""
+
+    __slots__ = ("name", "description", "rules")
+
+    def __init__(self, name: str, description: str, rules: tuple[PolicyRule, ...]) -> None:
+        self.name = name
+        self.description = description
+        self.rules = rules
 
     def check(self, dll: str, function: str | None) -> list[PolicyRule]:
         """The rules one imported function violates."""
@@ -95,7 +120,7 @@ def load_policy(spec: str = "strict") -> Policy:
     """Load a policy by built-in name (``strict``) or from a JSON file path."""
     path = Path(spec)
     if not (spec.endswith(".json") or path.exists()):
-        path = Path(str(resources.files("pillow_variants") / "data" / "policies" / f"{spec}.json"))
+        path = DATA / "policies" / f"{spec}.json"
     try:
         raw = loads_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -9,31 +9,48 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pillow_variants import __version__
+from pillow_variants._record import Record
 from pillow_variants.audit.loader import MESSAGES, FunctionResult, Image, ModuleResult
 from pillow_variants.errors import EXIT_FINDINGS, EXIT_OK
 
 SCHEMA_ID = "pillow-variants-audit-report/1"
 
 
-@dataclass
-class Finding:
-    severity: str  # "error" | "warning"
-    kind: str  # "surface" | "policy"
-    dll: str
-    function: str | None
-    message: str
-    rule: str | None = None
-    error: int | None = None
+class Finding(Record):
+    """One problem found, as the report's ``findings`` list it."""
+
+    __slots__ = ("severity", "kind", "dll", "function", "message", "rule", "error")
+
+    def __init__(
+        self,
+        severity: str,
+        kind: str,
+        dll: str,
+        function: str | None,
+        message: str,
+        rule: str | None = None,
+        error: int | None = None,
+    ) -> None:
+        self.severity = severity  # "error" | "warning"
+        self.kind = kind  # "surface" | "policy"
+        self.dll = dll
+        self.function = function
+        self.message = message
+        self.rule = rule
+        self.error = error
 
 
-@dataclass
-class ModuleReport:
-    result: ModuleResult
-    findings: list[Finding] = field(default_factory=list)
+class ModuleReport(Record):
+    """One module's result and the findings about it."""
+
+    __slots__ = ("result", "findings")
+
+    def __init__(self, result: ModuleResult, findings: list[Finding] | None = None) -> None:
+        self.result = result
+        self.findings = [] if findings is None else findings
 
     @property
     def errors(self) -> int:
@@ -44,20 +61,32 @@ class ModuleReport:
         return sum(f.severity == "warning" for f in self.findings)
 
 
-@dataclass
-class TargetReport:
-    image: Image
-    modules: list[ModuleReport]
+class TargetReport(Record):
+    """One target (wheel, directory or PE file) and its modules' reports."""
+
+    __slots__ = ("image", "modules")
+
+    def __init__(self, image: Image, modules: list[ModuleReport]) -> None:
+        self.image = image
+        self.modules = modules
 
 
-@dataclass
-class AuditReport:
+class AuditReport(Record):
     """Everything one ``audit`` run found; ``exit_code`` and ``to_json()`` for callers."""
 
-    targets: list[TargetReport]
-    mode: str
-    surface: dict[str, Any] | None
-    policy: dict[str, Any] | None
+    __slots__ = ("targets", "mode", "surface", "policy")
+
+    def __init__(
+        self,
+        targets: list[TargetReport],
+        mode: str,
+        surface: dict[str, Any] | None,
+        policy: dict[str, Any] | None,
+    ) -> None:
+        self.targets = targets
+        self.mode = mode
+        self.surface = surface
+        self.policy = policy
 
     def _modules(self) -> list[ModuleReport]:
         return [m for t in self.targets for m in t.modules]
@@ -153,8 +182,7 @@ def _module_dict(m: ModuleReport) -> dict[str, Any]:
             "chain": r.load.chain,
             "detail": r.load.detail,
         }
-    # Field by field, not dataclasses.asdict: asdict deep-copies every function of every
-    # import, and the report of one wheel holds thousands of them.
+    # Field by field: the report of one wheel holds thousands of imported functions.
     imports = [
         {
             "name": d.name,
@@ -177,7 +205,7 @@ def _module_dict(m: ModuleReport) -> dict[str, Any]:
         "machine": r.machine,
         "load": load,
         "imports": imports,
-        "findings": [asdict(f) for f in m.findings],
+        "findings": [f.as_dict() for f in m.findings],
     }
 
 

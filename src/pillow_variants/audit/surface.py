@@ -23,12 +23,12 @@ beats an inference.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pillow_variants._record import FrozenRecord, Record
+from pillow_variants.audit import DATA
 from pillow_variants.audit.apiset import contract_key, is_apiset
 from pillow_variants.errors import UserError
 from pillow_variants.limits import loads_json
@@ -41,51 +41,98 @@ class SurfaceError(UserError):
     """A surface profile cannot be found or is malformed."""
 
 
-@dataclass(frozen=True)
-class Resolution:
+class Resolution(FrozenRecord):
     """The outcome of looking up one function (or one DLL) in a provider.
 
     ``forward`` is set when the export is a forwarder ("DLL.Func" / "DLL.#12"): the loader
     must resolve that target before the import counts as present.
     """
 
-    present: bool
-    basis: str
-    detail: str = ""
-    sources: tuple[str, ...] = ()
-    forward: str | None = None
+    __slots__ = ("present", "basis", "detail", "sources", "forward")
+
+    def __init__(
+        self,
+        present: bool,
+        basis: str,
+        detail: str = "",
+        sources: tuple[str, ...] = (),
+        forward: str | None = None,
+    ) -> None:
+        self.present = present
+        self.basis = basis
+        self.detail = detail
+        self.sources = sources
+        self.forward = forward
 
 
-@dataclass(frozen=True)
-class AbsenceRule:
+class AbsenceRule(FrozenRecord):
     """A group of functions taken as absent, with the reason and the evidence behind it."""
 
-    id: str
-    reason: str
-    names: frozenset[str] = frozenset()
-    pattern: re.Pattern[str] | None = None
-    sources: tuple[str, ...] = ()
+    __slots__ = ("id", "reason", "names", "pattern", "sources")
+
+    def __init__(
+        self,
+        id: str,  # noqa: A002 - the rule's id, as in the profile JSON
+        reason: str,
+        names: frozenset[str] = frozenset(),
+        pattern: re.Pattern[str] | None = None,
+        sources: tuple[str, ...] = (),
+    ) -> None:
+        self.id = id
+        self.reason = reason
+        self.names = names
+        self.pattern = pattern
+        self.sources = sources
 
     def matches(self, name: str) -> bool:
         return name in self.names or bool(self.pattern and self.pattern.search(name))
 
 
-@dataclass
-class DllModel:
+class DllModel(Record):
     """One DLL of a surface profile (or one API set contract in a derived profile)."""
 
-    name: str
-    present: bool = True
-    any_export: bool = False
-    names: frozenset[str] = frozenset()
-    ordinals: dict[int, str | None] = field(default_factory=dict)
-    forwarders: dict[str, str] = field(default_factory=dict)
-    present_evidence: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    absent_evidence: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    rules: tuple[AbsenceRule, ...] = ()
-    basis: str = "captured"
-    note: str = ""
-    sources: tuple[str, ...] = ()
+    __slots__ = (
+        "name",
+        "present",
+        "any_export",
+        "names",
+        "ordinals",
+        "forwarders",
+        "present_evidence",
+        "absent_evidence",
+        "rules",
+        "basis",
+        "note",
+        "sources",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        present: bool = True,
+        any_export: bool = False,
+        names: frozenset[str] = frozenset(),
+        ordinals: dict[int, str | None] | None = None,
+        forwarders: dict[str, str] | None = None,
+        present_evidence: dict[str, tuple[str, ...]] | None = None,
+        absent_evidence: dict[str, tuple[str, ...]] | None = None,
+        rules: tuple[AbsenceRule, ...] = (),
+        basis: str = "captured",
+        note: str = "",
+        sources: tuple[str, ...] = (),
+    ) -> None:
+        self.name = name
+        self.present = present
+        self.any_export = any_export
+        self.names = names
+        self.ordinals = {} if ordinals is None else ordinals
+        self.forwarders = {} if forwarders is None else forwarders
+        self.present_evidence = {} if present_evidence is None else present_evidence
+        self.absent_evidence = {} if absent_evidence is None else absent_evidence
+        self.rules = rules
+        self.basis = basis
+        self.note = note
+        self.sources = sources
 
     def lookup(self, fn: ImportedFunction) -> Resolution:
         """Resolve one imported function against this DLL's model."""
@@ -120,22 +167,55 @@ class DllModel:
         return Resolution(True, self.basis, "exported by ordinal", self.sources, target)
 
 
-@dataclass
-class Surface:
-    """A loaded surface profile with the lookups the loader simulation needs."""
+class Surface(Record):
+    """A loaded surface profile with the lookups the loader simulation needs (``raw``: the
+    profile's JSON, kept for tools that rewrite it)."""
 
-    name: str
-    kind: str
-    description: str
-    os: dict[str, Any]
-    sources: dict[str, str]
-    dlls: dict[str, DllModel]
-    apisets: dict[str, dict[str, Any]]
-    contracts: dict[str, DllModel]
-    apiset_prefixes: list[dict[str, Any]]
-    unknown_dll: str
-    path: str = ""
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    __slots__ = (
+        "name",
+        "kind",
+        "description",
+        "os",
+        "sources",
+        "dlls",
+        "apisets",
+        "contracts",
+        "apiset_prefixes",
+        "unknown_dll",
+        "path",
+        "raw",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        description: str,
+        os: dict[str, Any],
+        sources: dict[str, str],
+        dlls: dict[str, DllModel],
+        apisets: dict[str, dict[str, Any]],
+        contracts: dict[str, DllModel],
+        apiset_prefixes: list[dict[str, Any]],
+        unknown_dll: str,
+        path: str = "",
+        raw: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.description = description
+        self.os = os
+        self.sources = sources
+        self.dlls = dlls
+        self.apisets = apisets
+        self.contracts = contracts
+        self.apiset_prefixes = apiset_prefixes
+        self.unknown_dll = unknown_dll
+        self.path = path
+        self.raw = {} if raw is None else raw
+
+    def __repr__(self) -> str:  # the profile's JSON would drown the rest
+        return f"Surface(name={self.name!r}, kind={self.kind!r}, path={self.path!r})"
 
     def find_dll(self, dll: str, importer: str = "") -> tuple[DllModel | None, Resolution]:
         """Find the DLL the loader would map for the import name ``dll``.
@@ -284,8 +364,7 @@ def surface_from_dict(raw: object, where: str = "<profile>") -> Surface:
 
 def builtin_surfaces() -> list[str]:
     """Names of the profiles shipped in the package."""
-    folder = resources.files("pillow_variants") / "data" / "surfaces"
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
+    return sorted(p.name[:-5] for p in (DATA / "surfaces").iterdir() if p.name.endswith(".json"))
 
 
 @lru_cache(maxsize=8)
@@ -304,8 +383,7 @@ def surface_path(spec: str) -> Path:
         if not candidate.is_file():
             raise SurfaceError(f"{spec}: surface profile file not found")
         return candidate
-    folder = resources.files("pillow_variants") / "data" / "surfaces"
-    builtin = Path(str(folder / f"{spec}.json"))
+    builtin = DATA / "surfaces" / f"{spec}.json"
     if not builtin.is_file():
         known = ", ".join(builtin_surfaces())
         raise SurfaceError(f"unknown surface {spec!r} (built-in: {known}; or give a .json file)")

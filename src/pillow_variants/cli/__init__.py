@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -42,6 +43,16 @@ COMMANDS = (
 )
 
 
+#: Commands whose process ends without the interpreter's teardown (see :func:`run`).
+QUICK_EXIT = frozenset({"audit"})
+
+
+def _command(argv: list[str]) -> str | None:
+    """The command named in ``argv`` (the first argument that is not an option: the options
+    before a command are -v/-q, which take no value)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def _module(name: str) -> ModuleType:
     return importlib.import_module(f"pillow_variants.cli.main_{name}")
 
@@ -60,7 +71,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    first = next((a for a in argv if not a.startswith("-")), None)
+    first = _command(argv)
     names = [first] if first in COMMANDS else list(COMMANDS)  # all for help and usage errors
     for name in names:
         module = _module(name)
@@ -114,5 +125,27 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def run() -> None:
+    """The ``pillow-variants`` executable and ``python -m pillow_variants``: :func:`main`, then
+    the process exits with its code.
+
+    After ``audit`` the process ends with ``os._exit`` once its output is flushed: the
+    interpreter's teardown (freeing every module and object of the finished command) was
+    ~11 ms of a ~115 ms audit of a Pillow wheel, which is benchmarked against ``delvewheel
+    show``. The audit leaves that teardown nothing to do: its temporary files are unlinked
+    when created (deleted on close on Windows), its threads are joined, it registers no
+    ``atexit`` handler. A failed flush takes the ordinary way out, which reports it.
+    """
+    code = main()
+    if _command(sys.argv[1:]) in QUICK_EXIT:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except OSError:
+            sys.exit(code)
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
