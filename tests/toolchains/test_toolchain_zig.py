@@ -201,6 +201,32 @@ def test_plan_appends_the_recipes_zig_options_last():
     assert not any("-Os" in o for o in toolchain().plan(upstream, "libwebp", PATHS, 2).options)
 
 
+@posix_only
+@pytest.mark.parametrize("kernel", ["sse4.1", "avx2"])
+def test_real_wrapper_fails_libwebps_check_for_the_kernels_the_recipe_drops(tmp_path, kernel):
+    """nanoserver drops libwebp's SSE4.1/AVX2 kernels by putting -mno-X in CMAKE_C_FLAGS:
+    libwebp's cmake/cpu.cmake then compiles its check with ``-mno-X ... -mX`` (CMake's order)
+    and finds no X. That relies on zig cc letting the -mno-X win when it compiles (clang's
+    rule is the last flag wins, and zig's -E follows it): if a zig upgrade changes this, the
+    kernels come back without an error and ``_webp`` outgrows the official module."""
+    nano = load_recipe(ROOT / "recipes" / "nanoserver.toml")
+    cflags = next(
+        o.split("=", 1)[1]
+        for o in nano.dependencies["libwebp"].zig_options
+        if o.startswith("-DCMAKE_C_FLAGS=")
+    ).split()
+    assert f"-mno-{kernel}" in cflags
+    macro = {"sse4.1": "__SSE4_1__", "avx2": "__AVX2__"}[kernel]
+    (tmp_path / "check.c").write_text(f"#ifndef {macro}\n#error no {kernel}\n#endif\n")
+    tc = ZigToolchain()
+    tc.setup(str(tmp_path / "tc"))
+    check = [tc.wrapper("cc"), *cflags, f"-m{kernel}", "-c", "check.c", "-o", "check.obj"]
+    proc = subprocess.run(check, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode != 0 and f"no {kernel}" in proc.stderr
+    plain = [tc.wrapper("cc"), f"-m{kernel}", "-c", "check.c", "-o", "check.obj"]
+    subprocess.run(plain, cwd=tmp_path, check=True, capture_output=True)  # the control
+
+
 def test_plan_without_nasm_records_missing_simd(recipe):
     p = toolchain(nasm="").plan(recipe, "libjpeg", PATHS, 2)
     assert "-DWITH_SIMD=OFF" in p.options
