@@ -63,7 +63,7 @@ SECTION_FLAGS = ("-ffunction-sections", "-fdata-sections")
 #: ``zig_options`` dropped its SSE4.1/AVX2 kernels and built it -Os); against the same build
 #: without these flags the geometric mean of 31 timed operations is 1.04x (ImageChops
 #: add/multiply 1.7-1.8x, SHARPEN 1.24x: Pillow loops clang vectorizes), and against the
-#: official wheel 0.91x.
+#: official wheel 0.91x (0.90x with the nanoserver recipe's libwebp choices).
 CODEGEN_FLAGS = ("-fno-unroll-loops", "-fno-vectorize", "-falign-loops=1")
 
 #: What every C/C++ compile gets: the dependencies' (through the wrappers) and Pillow's.

@@ -35,7 +35,6 @@ from typing import Any, Literal
 from packaging.utils import parse_wheel_filename
 
 from pillow_variants import _log
-from pillow_variants.build import pysdk
 from pillow_variants.errors import UserError
 from pillow_variants.hashing import bytes_sha256, file_sha256
 from pillow_variants.recipe.features import FeatureStatus
@@ -291,15 +290,15 @@ def run_suite(
     select: Sequence[str] = (),
     timeout: float = DEFAULT_TIMEOUT,
     on_line: Callable[[str], None] | None = None,
-    pristine: Path | None = None,
+    prepared: tuple[Path, str] | None = None,
 ) -> SuiteRun:
     """Install ``wheel`` and pytest into a fresh embeddable CPython, copy the suite from the
     sdist ``tree`` and run it under Wine; ``select`` are extra pytest arguments (``-k``, files).
-    ``pristine``: the embeddable CPython, already prepared (its signatures checked).
+    ``prepared``: the embeddable CPython already prepared (its signatures checked) and its exact
+    version, as :func:`ladder.pristine_runtime` gives them.
     """
     python = ladder.wheel_python(wheel)
-    pristine = pristine or pysdk.embed_runtime(python, cache_dir)
-    cpython = pysdk.python_dll_version(pristine / f"python{python.replace('.', '')}.dll")
+    pristine, cpython = prepared or ladder.pristine_runtime(python, cache_dir)
     prefix = ladder.wine_prefix(cache_dir)
     with tempfile.TemporaryDirectory(prefix="pv-suite-") as tmp:
         runtime = Path(tmp) / "python"
@@ -337,7 +336,7 @@ def cached_run(
     select: Sequence[str] = (),
     timeout: float = DEFAULT_TIMEOUT,
     on_line: Callable[[str], None] | None = None,
-    pristine: Path | None = None,
+    prepared: tuple[Path, str] | None = None,
 ) -> SuiteRun:
     """:func:`run_suite`, its outcomes cached under the wheel's sha256 plus ``key`` (what else
     decides them: the sdist, the selection, pytest's requirement)."""
@@ -354,7 +353,7 @@ def cached_run(
         select=select,
         timeout=timeout,
         on_line=on_line,
-        pristine=pristine,
+        prepared=prepared,
     )
     _mkdir(path.parent)
     tmp = path.with_suffix(".tmp")
@@ -476,16 +475,16 @@ def verify_suite(
         # Downloads and signature checks once, before the runs: signify's Authenticode check
         # is not thread-safe (two at once failed with an asn1crypto error).
         pytest_wheels(python, cache_dir)
-        pristine = pysdk.embed_runtime(python, cache_dir)
+        prepared = ladder.pristine_runtime(python, cache_dir)
         # Both runs at once: each is one mostly single-threaded Wine process.
         with ThreadPoolExecutor(max_workers=2) as pool:
             theirs_f = pool.submit(
                 cached_run, official, tree, key=key, cache_dir=cache_dir, select=select,
-                timeout=timeout, pristine=pristine,
+                timeout=timeout, prepared=prepared,
             )  # fmt: skip
             ours_f = pool.submit(
                 run_suite, wheel, tree, cache_dir=cache_dir, select=select, timeout=timeout,
-                on_line=on_line, pristine=pristine,
+                on_line=on_line, prepared=prepared,
             )  # fmt: skip
             theirs, ours = theirs_f.result(), ours_f.result()
     comparison = compare(theirs.outcomes, ours.outcomes, {**removed, **missing})
