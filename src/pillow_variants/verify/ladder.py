@@ -277,6 +277,8 @@ class WineVerdict(SmokeVerdict):
     log_tail: list[str] = field(default_factory=list)
     #: DLLs Wine was told not to load (``--no-gui``); empty for the plain wine rung.
     disabled_dlls: list[str] = field(default_factory=list)
+    #: starts before the one judged that failed printing nothing (:data:`wine.LAUNCH_ATTEMPTS`)
+    silent_starts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def rung(self) -> str:
@@ -292,6 +294,8 @@ class WineVerdict(SmokeVerdict):
         }
         if self.disabled_dlls:
             result["disabled_dlls"] = self.disabled_dlls
+        if self.silent_starts:
+            result["silent_starts"] = self.silent_starts
         return result
 
 
@@ -431,6 +435,9 @@ def verify_wine(
         reason = f"{c.get('pass', 0)} passed, {c.get('fail', 0)} failed, {c.get('skip', 0)} skipped"
         if failed:
             reason += "; first failure: " + f"{failed[0]['name']}: {failed[0]['detail']}"
+    if result.silent_starts:
+        first = result.silent_starts[0]
+        reason += f" (started again: the first start exited {first['returncode']} printing nothing)"
     lines = (result.stdout + result.stderr).strip().splitlines()
     return WineVerdict(
         wheel=wheel.name,
@@ -445,6 +452,7 @@ def verify_wine(
         failed_checks=failed,
         log_tail=[ln for ln in lines if not ln.startswith("{")][-20:],
         disabled_dlls=disabled,
+        silent_starts=result.silent_starts,
     )
 
 

@@ -13,6 +13,12 @@ Facts this module encodes (Debian's Wine 8, checked on Debian 12):
   disables the DLL: ``LoadLibrary`` then fails with error 126 as on a Windows without it. Names
   are Wine's builtin names: lower case, ``.dll`` dropped, other extensions (``winspool.drv``)
   kept. Wine has every GUI DLL, so disabling them is how a run shows what a reduced Windows does.
+* A wineserver that goes away while a client starts (killed by anyone with ``wineserver -k``,
+  or dying) ends the client with exit 1 before the program prints a byte. Seen once in CI on the
+  upstream wheel's smoke test, which passes on every rerun; ``wineserver -k`` 0.05-0.2 s into a
+  run reproduces it every time. Such a start -- failed, nothing on stdout or stderr, not timed
+  out -- is run once more (:data:`LAUNCH_ATTEMPTS`); the verdict is the second run's, and the
+  silent start is recorded with it. A program that fails silently every time still fails.
 """
 
 from __future__ import annotations
@@ -25,13 +31,22 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from pillow_variants import _log
 from pillow_variants.errors import ToolchainError
 
 INSTALL_HINT = "install wine64 (apt-get install -y wine64)"
+
+#: Starts of one program: a silent failure (see the module docstring) is retried once.
+LAUNCH_ATTEMPTS = 2
+#: Seconds between a silent start and the next: a wineserver that was going away is gone.
+RELAUNCH_PAUSE = 1.0
+#: A silent failure later than this is a program that ran (CPython starts in about 0.5 s under
+#: Wine here): it is not retried.
+SILENT_START_LIMIT = 30.0
 
 
 def find_wine() -> str:
@@ -102,6 +117,16 @@ class WineRun:
     stderr: str
     seconds: float
     timed_out: bool
+    #: earlier starts of this program that failed printing nothing (Wine did not run it),
+    #: each ``{"returncode": ..., "seconds": ...}``; empty when the first start ran
+    silent_starts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def silent(self) -> bool:
+        """Failed soon, without a byte of output, not on a timeout: the program never ran."""
+        quiet = not self.stdout and not self.stderr
+        failed = not self.timed_out and self.returncode != 0
+        return failed and quiet and self.seconds < SILENT_START_LIMIT
 
 
 def run(
@@ -117,9 +142,34 @@ def run(
     """Run ``wine argv...`` in ``cwd``: stdin from /dev/null, output through pipes, each stdout
     line passed to ``on_line`` as it arrives; killed (its whole process group) after ``timeout``.
     ``disabled_dlls`` cannot be loaded in this run (the prefix is made with all of them).
+    A start that fails silently is retried once (module docstring); ``silent_starts`` says so.
     """
     wine = wine or find_wine()
     ensure_prefix(prefix, wine)
+    silent: list[dict[str, Any]] = []
+    for attempt in range(1, LAUNCH_ATTEMPTS + 1):
+        result = _run_once(argv, wine, prefix, cwd, timeout, on_line, disabled_dlls)
+        if not result.silent or attempt == LAUNCH_ATTEMPTS:
+            break
+        silent.append({"returncode": result.returncode, "seconds": result.seconds})
+        _log.progress(
+            f"wine: {argv[0]} exited {result.returncode} after {result.seconds} s printing "
+            "nothing (Wine did not run it); starting it once more"
+        )
+        time.sleep(RELAUNCH_PAUSE)
+    return replace(result, silent_starts=silent)
+
+
+def _run_once(
+    argv: Sequence[str],
+    wine: str,
+    prefix: Path,
+    cwd: Path,
+    timeout: float,
+    on_line: Callable[[str], None] | None,
+    disabled_dlls: Sequence[str],
+) -> WineRun:
+    """One start of ``wine argv...`` (see :func:`run`)."""
     start = time.monotonic()
     proc = subprocess.Popen(
         [wine, *argv],
