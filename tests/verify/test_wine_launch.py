@@ -1,4 +1,4 @@
-"""``wine.run`` starts a program once more only when Wine did not run it: a start that fails
+"""``wine.run`` starts a program once more only when Wine did not run it: a start that ends
 within seconds without a byte on stdout or stderr (what a wineserver going away does to a
 starting client; the real thing is in test_verify_wine.py). A stand-in ``wine`` script plays
 each case here; it counts its starts in a file."""
@@ -62,12 +62,19 @@ def test_a_program_that_fails_silently_every_time_still_fails(tmp_path: Path, pr
     assert result.returncode == 1 and result.silent and len(result.silent_starts) == 1
 
 
+def test_a_silent_exit_0_is_a_silent_start_too(tmp_path: Path, prefix: Path) -> None:
+    """The server going a moment later ends the client with exit 0, still before any output."""
+    result, starts = _run(tmp_path, prefix, '[ "$n" = 0 ] && exit 0\necho hello')
+    assert starts == 2 and result.stdout == "hello\n"
+    assert [s["returncode"] for s in result.silent_starts] == [0]
+
+
 @pytest.mark.parametrize(
     "body",
     [
         "echo started; exit 1",  # it ran: its failure is the verdict
         "echo 'Fatal Python error' >&2; exit 1",
-        "exit 0",  # quiet success
+        "echo done",
     ],
 )
 def test_a_start_that_ran_is_not_repeated(tmp_path: Path, prefix: Path, body: str) -> None:
