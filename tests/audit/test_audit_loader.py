@@ -384,6 +384,72 @@ def test_of_two_bad_members_the_first_taken_is_reported(tmp_path, monkeypatch) -
     assert not inflater.alive()
 
 
+def test_a_member_failing_after_others_were_parsed_is_reported(tmp_path, monkeypatch) -> None:
+    """The large member is parsed, then a later one fails to inflate: its error is reported.
+    (The inflater used to wait for the parsed member to be done again: the audit hung.)"""
+    from pillow_variants import limits
+    from pillow_variants.audit import engine
+
+    spool, large_parsed = limits.spool_member, threading.Event()
+
+    def failing(zf, info, subject, dest, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if info.filename == "bad.dll":
+            assert large_parsed.wait(5)
+            raise zipfile.BadZipFile("bad bad.dll")
+        return spool(zf, info, subject, dest, *args, **kwargs)
+
+    monkeypatch.setattr(limits, "spool_member", failing)
+    names = ["large.dll", "bad.dll"]
+    wheel = make_wheel(
+        tmp_path / "two-1.0-py3-none-any.whl", {"large.dll": bytes(999), "bad.dll": b"x"}
+    )
+    seen: list[str] = []
+
+    def parse() -> None:
+        try:
+            for _, name, _ in engine._read_ahead(inflater):
+                seen.append(name)
+                large_parsed.set()
+        except zipfile.BadZipFile as exc:
+            seen.append(str(exc))
+
+    with zipfile.ZipFile(wheel) as zf:
+        inflater = engine._Inflater(zf, names)
+        parser = threading.Thread(target=parse, daemon=True)
+        parser.start()
+        parser.join(10)
+        assert not parser.is_alive(), "the parser waits for ever"
+    assert seen == ["large.dll", "bad bad.dll"] and not inflater.alive()
+
+
+def test_a_wheel_with_a_corrupt_small_module_exits_2_without_hanging(built, tmp_path) -> None:
+    """The same through the command, on a wheel shaped like Pillow's: one large module and
+    small ones, one of them corrupt (a CRC error found by an inflating thread)."""
+    import subprocess
+    import sys
+    import zlib
+
+    good = built["good"].read_bytes()
+    members = {"pkg/_big.pyd": good + bytes(4 << 20)}  # an overlay: still a valid PE
+    members.update({f"pkg/m{i}.pyd": good for i in range(6)})
+    wheel = make_wheel(tmp_path / "pkg-1.0-cp313-cp313-win_amd64.whl", members)
+    with zipfile.ZipFile(wheel) as zf:
+        info = zf.getinfo("pkg/m5.pyd")
+    raw = bytearray(wheel.read_bytes())
+    at = info.header_offset + 30 + len(info.filename) + len(info.extra) + info.compress_size // 2
+    raw[at] ^= 0xFF  # inside m5's deflated bytes
+    wheel.write_bytes(bytes(raw))
+    with pytest.raises((zlib.error, zipfile.BadZipFile)), zipfile.ZipFile(wheel) as zf:
+        zf.read("pkg/m5.pyd")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pillow_variants", "audit", str(wheel)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
+    assert "pkg/m5.pyd" in proc.stderr
+
+
 def test_an_abandoned_read_ahead_stops_its_thread(tmp_path) -> None:
     """A parse error on the first member stops the inflater: no thread left running, no
     temporary file left open, later members not inflated."""

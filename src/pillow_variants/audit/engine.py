@@ -104,6 +104,7 @@ class _Inflater:
         self.order = sorted(range(len(members)), key=lambda i: -sizes[i])
         self.room = threading.Condition()
         self.done: dict[int, _Spooled] = {}  # position -> inflated, not yet taken by the parser
+        self.finished: set[int] = set()  # positions inflated (or failed), taken or not
         self.taken = 0  # members handed to a worker (positions below this one)
         self.pending = 0  # bytes inflated and not yet released by the parser
         self.stopped = False
@@ -137,6 +138,7 @@ class _Inflater:
                 size, result = 0, (name, None, 0, exc)
             with self.room:
                 self.done[position] = result
+                self.finished.add(position)
                 self.pending += size
                 self.room.notify_all()
             if result[3] is not None:
@@ -145,16 +147,17 @@ class _Inflater:
     def next_done(self) -> tuple[int, _Spooled]:
         """An inflated member and its index in ``members`` (the parser's thread waits for one).
 
-        A member that failed is reported once every member taken before it is done, and the
-        one reported is the first failed in the order of taking: the same error for the same
-        wheel, whichever thread was quicker.
+        A member that failed is reported once every member taken before it is inflated
+        (handed over already or not: ``finished``, never ``done``, which the parser empties),
+        and the one reported is the first failed in the order of taking: the same error for
+        the same wheel, whichever thread was quicker.
         """
         with self.room:
             while True:
                 failed = [p for p, r in self.done.items() if r[3] is not None]
                 if failed:
                     first = min(failed)
-                    if all(p in self.done for p in range(first)):
+                    if all(p in self.finished for p in range(first)):
                         return self.order[first], self.done.pop(first)
                 else:
                     for position in self.done:
